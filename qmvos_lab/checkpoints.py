@@ -1,0 +1,256 @@
+"""Load official and QMVOS Lab checkpoints, and ImageNet weights for the encoders.
+
+Accepted sources: a local file, an http(s) URL (downloaded once into the cache folder, with
+progress), or the name of a released model (`XMem`, `XMem-s012`, ...). Accepted contents: a bare
+state dict (as released), an official training checkpoint (`{"network": ..., "optimizer": ...}`),
+a DistributedDataParallel state dict (`module.` prefixes), or a QMVOS Lab checkpoint
+(`{"format": "qmvos-lab", "config": ..., "network": ...}`).
+
+The network's dimensions are read from the weights, as XMem does (key from
+`key_proj.key_proj.weight`, value from `value_encoder.fuser.block2.conv2.weight`, hidden from
+`decoder.hidden_update.transform.weight`, absent in the no-sensory model). The single-object
+stage-0 weights (4-channel first value conv) are zero-padded to 5 channels, as the official
+evaluation does, which leaves every output unchanged while the extra channel is 0.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig
+from .download import default_cache_dir, download
+from .errors import CheckpointError, DownloadError
+from .model import XMem
+
+RELEASE_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
+OFFICIAL_CHECKPOINTS = {
+    "XMem": RELEASE_URL + "XMem.pth",
+    "XMem-s012": RELEASE_URL + "XMem-s012.pth",
+    "XMem-s2": RELEASE_URL + "XMem-s2.pth",
+    "XMem-no-sensory": RELEASE_URL + "XMem-no-sensory.pth",
+}
+
+VALUE_CONV = "value_encoder.conv1.weight"
+KEY_PROJ = "key_proj.key_proj.weight"
+VALUE_FUSER = "value_encoder.fuser.block2.conv2.weight"
+HIDDEN_TRANSFORM = "decoder.hidden_update.transform.weight"
+
+
+@dataclass
+class CheckpointInfo:
+    """What was found in a checkpoint: the variant, the config it implies, and notes on conversions."""
+
+    source: str
+    variant: str
+    config: ModelConfig
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                   progress: bool = True) -> Path:
+    """A local path for `source`: the file itself, or the cached download of a URL or release name."""
+    source = str(source)
+    if source in OFFICIAL_CHECKPOINTS:
+        source = OFFICIAL_CHECKPOINTS[source]
+    if urlparse(source).scheme in ("http", "https"):
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "checkpoints"
+        name = Path(urlparse(source).path).name or "checkpoint.pth"
+        try:
+            return download(source, cache / name, progress=progress)
+        except DownloadError as error:
+            raise CheckpointError(str(error)) from None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        known = ", ".join(OFFICIAL_CHECKPOINTS)
+        raise CheckpointError(f"checkpoint {source} not found: give a file, a URL, or one of {known}")
+    return path
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """Load a checkpoint file on the CPU. Returns (state dict, saved QMVOS Lab config or None)."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError, ImportError, IndexError, KeyError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file, truncated, or "
+                              f"not loadable safely ({first_line[:120]}); download it again") from None
+    if not isinstance(content, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(content).__name__}, not a state dict")
+    saved_config = content.get("config") if content.get("format") == "qmvos-lab" else None
+    for wrapper in ("network", "model", "state_dict"):
+        if isinstance(content.get(wrapper), dict):
+            content = content[wrapper]
+            break
+    state = {}
+    for name, value in content.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint {path} is not a state dict: entry {name!r} is a "
+                                  f"{type(value).__name__}, not a tensor")
+        state[name.removeprefix("module.")] = value
+    return state, saved_config
+
+
+def _require(state: dict, key: str, path) -> torch.Tensor:
+    if key not in state:
+        first = ", ".join(list(state)[:3]) or "nothing"
+        raise CheckpointError(f"checkpoint {path} is not an XMem/QMVOS network: it has no {key} "
+                              f"(its first keys are {first})")
+    return state[key]
+
+
+def inspect_state_dict(state: dict, source: str = "<state dict>",
+                       saved_config: dict | None = None) -> CheckpointInfo:
+    """Detect the variant and infer the ModelConfig from the weights (without building a network)."""
+    value_conv = _require(state, VALUE_CONV, source)
+    key_dim = _require(state, KEY_PROJ, source).shape[0]
+    value_dim = _require(state, VALUE_FUSER, source).shape[0]
+    hidden_dim = state[HIDDEN_TRANSFORM].shape[0] // 3 if HIDDEN_TRANSFORM in state else 0
+    if saved_config is not None:
+        config = ModelConfig.from_dict(saved_config)
+        if (config.key_dim, config.value_dim, config.hidden_dim) != (key_dim, value_dim, hidden_dim):
+            raise CheckpointError(f"checkpoint {source}: its saved config {saved_config} disagrees with its "
+                                  f"weights (key {key_dim}, value {value_dim}, hidden {hidden_dim})")
+    else:
+        config = ModelConfig(key_dim=key_dim, value_dim=value_dim, hidden_dim=hidden_dim)
+    notes = []
+    variant = "xmem" if hidden_dim > 0 else "xmem-no-sensory"
+    if value_conv.dim() == 4 and value_conv.shape[1] == 4 and not config.single_object:
+        variant += " (single-object stage 0)"
+        notes.append("single-object weights: value_encoder.conv1 zero-padded from 4 to 5 input channels")
+    return CheckpointInfo(source=str(source), variant=variant, config=config, notes=notes)
+
+
+def pad_single_object_value_conv(state: dict) -> dict:
+    """Zero-pad the first value conv from RGB+mask (4 ch) to RGB+mask+others (5 ch).
+
+    With a zero kernel for the new channel the network ignores the other objects' masks, so the
+    multi-object network computes exactly what the single-object one did (as the official eval).
+    """
+    weight = state[VALUE_CONV]
+    if weight.shape[1] != 4:
+        return state
+    pad = torch.zeros(weight.shape[0], 1, *weight.shape[2:], dtype=weight.dtype)  # Cout x 1 x 7 x 7
+    return {**state, VALUE_CONV: torch.cat([weight, pad], 1)}
+
+
+def load_state_dict_checked(model: nn.Module, state: dict, source: str = "<state dict>") -> None:
+    """`load_state_dict(strict=True)` with a one-line error naming the first offending keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                  if k in state and state[k].shape != v.shape]
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (checkpoint vs network), first: {'; '.join(mismatched[:3])}")
+    if missing:
+        problems.append(f"{len(missing)} missing keys, first: {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys, first: {', '.join(unexpected[:3])}")
+    if problems:
+        raise CheckpointError(f"checkpoint {source} does not fit the network: " + " | ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(source: str | os.PathLike, device: str | torch.device = "cpu",
+                    cache_dir: str | os.PathLike | None = None, progress: bool = True) -> XMem:
+    """Build the network that a checkpoint describes and load it strictly (eval mode).
+
+    The returned model carries `model.checkpoint_info` (variant, config, conversion notes).
+    """
+    path = resolve_source(source, cache_dir, progress)
+    state, saved_config = read_state_dict(path)
+    info = inspect_state_dict(state, str(source), saved_config)
+    state = pad_single_object_value_conv(state)
+    model = XMem(info.config)
+    load_state_dict_checked(model, state, str(source))
+    model.checkpoint_info = info
+    return model.to(device).eval()
+
+
+def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:
+    """Write a QMVOS Lab checkpoint (network + config + `extra`) atomically: temp file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(), **extra}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(content, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# ImageNet initialisation of the encoders (XMem's training starts from these)
+# --------------------------------------------------------------------------------------------
+def _imagenet_state(source, weights_enum) -> dict:
+    if source is None:  # torchvision's download into its own cache (needs a connection)
+        try:
+            return weights_enum.IMAGENET1K_V1.get_state_dict(progress=True)
+        except Exception as error:  # noqa: BLE001 - any network failure gets the same advice
+            raise CheckpointError(f"cannot download torchvision ImageNet weights ({type(error).__name__}); "
+                                  "pass a local file saved from torchvision instead") from None
+    state, _ = read_state_dict(source)
+    return state
+
+
+def init_from_imagenet(model: XMem, resnet50: str | os.PathLike | None = None,
+                       resnet18: str | os.PathLike | None = None, seed: int | None = None) -> XMem:
+    """Copy ImageNet ResNet-50 (key encoder) and ResNet-18 (value encoder) weights into `model`.
+
+    Sources are torchvision state-dict files, or None to use torchvision's download. The value
+    encoder's extra mask channels are initialised orthogonally, as upstream. Returns `model`.
+    """
+    import torchvision
+
+    r50 = _imagenet_state(resnet50, torchvision.models.ResNet50_Weights)
+    r18 = _imagenet_state(resnet18, torchvision.models.ResNet18_Weights)
+    key_encoder_map = {"res2": "layer1"}  # our attribute -> torchvision prefix
+
+    def source_for(name, param, state, file, label):
+        """The matching tensor of `state`; only the mask channels of conv1 may be missing."""
+        value = state.get(name)
+        fits = value is not None and (value.shape == param.shape or (
+            name == "conv1.weight" and value.shape[:1] + value.shape[2:] == param.shape[:1] + param.shape[2:]))
+        if not fits:
+            raise CheckpointError(f"{label} weights {file or 'from torchvision'} lack {name} of shape "
+                                  f"{tuple(param.shape)}: is it a torchvision {label} file?")
+        return value
+
+    with torch.no_grad():
+        for name, param in model.key_encoder.state_dict().items():
+            top, _, rest = name.partition(".")
+            param.copy_(source_for(f"{key_encoder_map.get(top, top)}.{rest}", param, r50, resnet50, "ResNet-50"))
+        for name, param in model.value_encoder.state_dict().items():
+            if name.startswith(("fuser.", "hidden_reinforce.")):
+                continue  # not part of ResNet-18
+            source = source_for(name, param, r18, resnet18, "ResNet-18")
+            if source.shape != param.shape:  # conv1: RGB weights + orthogonal mask channels, as upstream
+                extra = torch.empty(param.shape[0], param.shape[1] - source.shape[1], *param.shape[2:])
+                generator = torch.Generator().manual_seed(seed) if seed is not None else None
+                _orthogonal_(extra, generator)
+                source = torch.cat([source, extra], 1)
+            param.copy_(source)
+    return model
+
+
+def _orthogonal_(tensor: torch.Tensor, generator: torch.Generator | None) -> None:
+    """nn.init.orthogonal_ with an optional generator (older torch has no generator argument)."""
+    try:
+        nn.init.orthogonal_(tensor, generator=generator)
+    except TypeError:
+        nn.init.orthogonal_(tensor)

@@ -1,0 +1,21 @@
+"""Soft aggregation of per-object probabilities (STM, Oh et al. ICCV 2019; kept by XMem and QMVOS).
+
+Each object i is predicted independently as p_i. The background gets prod_i (1 - p_i); all
+N + 1 probabilities are clamped to (1e-7, 1 - 1e-7), turned into logits log(p / (1 - p)) and
+renormalised with a softmax, so that they sum to one at every pixel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_EPS = 1e-7
+
+
+def aggregate(prob: torch.Tensor, dim: int = 1, return_logits: bool = False):
+    """prob: ... x N x ... (objects along `dim`) -> ... x (N + 1) x ..., background first."""
+    with_background = torch.cat([torch.prod(1 - prob, dim=dim, keepdim=True), prob], dim)
+    with_background = with_background.clamp(_EPS, 1 - _EPS)
+    logits = torch.log(with_background / (1 - with_background))
+    prob = torch.softmax(logits, dim=dim)
+    return (logits, prob) if return_logits else prob

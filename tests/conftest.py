@@ -1,0 +1,93 @@
+"""Shared fixtures: official key list, small networks, a local HTTP server for download tests."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def official_xmem_shapes() -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the official XMem state dict (default dimensions), in official order."""
+    shapes = {}
+    for line in (FIXTURES / "xmem_official_state_dict.txt").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, shape = line.partition(" ")
+        shapes[name] = tuple(int(s) for s in shape.split("x")) if shape.strip() else ()
+    return shapes
+
+
+def random_official_state(seed: int = 0, hidden: bool = True) -> dict[str, torch.Tensor]:
+    """A state dict with the official key set and shapes, filled with random values."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in official_xmem_shapes().items():
+        if not hidden and name.startswith(("decoder.hidden_update.", "value_encoder.hidden_reinforce.")):
+            continue
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(0)
+        elif name.endswith("running_var"):
+            state[name] = 0.5 + torch.rand(shape, generator=gen)
+        else:
+            state[name] = 0.05 * torch.randn(shape, generator=gen)
+    if not hidden:  # the no-sensory decoder fuses the readout alone (value_dim inputs, not value+hidden)
+        for name in ("decoder.fuser.block1.conv1.weight", "decoder.fuser.block1.downsample.weight"):
+            state[name] = state[name][:, : 1024 + 512]
+    return state
+
+
+@pytest.fixture(scope="session")
+def official_shapes():
+    return official_xmem_shapes()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves `server.payload`; honours Range; cuts the first `server.truncate_first` responses in half."""
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(dict(self.headers))
+        if self.path != "/" + server.filename:
+            self.send_error(404)
+            return
+        payload = server.payload
+        start = 0
+        if "Range" in self.headers and server.honour_range:
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+        else:
+            self.send_response(200)
+        body = payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if server.truncate_first > 0:
+            server.truncate_first -= 1
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_server():
+    """A server on 127.0.0.1; set `.payload`, `.filename`, `.truncate_first`, `.honour_range`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.payload, server.filename, server.truncate_first, server.honour_range = b"", "file.bin", 0, True
+    server.requests = []
+    server.url = lambda: f"http://127.0.0.1:{server.server_address[1]}/{server.filename}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,122 @@
+"""The XMem network: official state-dict layout, stage shapes, invariants, a 480p run."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import random_official_state
+from qmvos_lab.checkpoints import load_checkpoint
+from qmvos_lab.config import ModelConfig
+from qmvos_lab.model import XMem
+from qmvos_lab.model.network import others_mask
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    model = XMem().eval()
+    model.load_state_dict(random_official_state(seed=1), strict=True)
+    return model
+
+
+def test_state_dict_has_exactly_the_official_keys_shapes_and_order(official_shapes):
+    ours = {k: tuple(v.shape) for k, v in XMem().state_dict().items()}
+    assert len(ours) == 412
+    assert list(ours) == list(official_shapes)
+    assert ours == official_shapes
+
+
+def test_dimensions_come_from_the_config():
+    model = XMem(ModelConfig(key_dim=32, value_dim=256, hidden_dim=16))
+    state = model.state_dict()
+    assert state["key_proj.key_proj.weight"].shape[0] == 32
+    assert state["value_encoder.fuser.block2.conv2.weight"].shape[0] == 256
+    assert state["decoder.hidden_update.transform.weight"].shape[0] == 48
+    no_sensory = XMem(ModelConfig(hidden_dim=0)).state_dict()
+    assert not any("hidden_update" in k or "hidden_reinforce" in k for k in no_sensory)
+
+
+def test_invalid_config_is_refused():
+    with pytest.raises(ValueError, match="hidden_dim"):
+        ModelConfig(hidden_dim=-1)
+    with pytest.raises(ValueError, match="unknown ModelConfig fields"):
+        ModelConfig.from_dict({"key_dim": 64, "colour": "red"})
+
+
+def test_others_mask_is_the_sum_of_the_other_objects():
+    masks = torch.rand(2, 3, 4, 4)
+    expected = torch.stack([masks[:, [j for j in range(3) if j != i]].sum(1) for i in range(3)], 1)
+    torch.testing.assert_close(others_mask(masks), expected)
+    assert (others_mask(masks[:, :1]) == 0).all()
+
+
+def test_video_input_gives_memory_layout(net):
+    frames = torch.randn(1, 2, 3, 64, 96)
+    key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames)
+    assert key.shape == (1, 64, 2, 4, 6) and shrinkage.shape == (1, 1, 2, 4, 6) and selection.shape == (1, 64, 2, 4, 6)
+    assert f16.shape == (1, 2, 1024, 4, 6) and f8.shape == (1, 2, 512, 8, 12) and f4.shape == (1, 2, 256, 16, 24)
+    assert (shrinkage >= 1).all() and ((selection > 0) & (selection < 1)).all()
+    single = net.encode_key(frames[:, 1])
+    torch.testing.assert_close(key[:, :, 1], single[0], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="encode_key expects"):
+        net.encode_key(torch.randn(3, 64, 96))
+
+
+def test_stages_are_equivariant_to_object_order(net):
+    frame = torch.randn(1, 3, 64, 64)
+    _, _, _, f16, f8, f4 = net.encode_key(frame)
+    masks = torch.rand(1, 3, 64, 64)
+    hidden = torch.randn(1, 3, 64, 4, 4)
+    perm = torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        value, new_hidden = net.encode_value(frame, f16, hidden, masks)
+        value_p, new_hidden_p = net.encode_value(frame, f16, hidden[:, perm], masks[:, perm])
+        torch.testing.assert_close(value_p, value[:, perm], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(new_hidden_p, new_hidden[:, perm], rtol=1e-4, atol=1e-4)
+        readout = torch.randn(1, 3, 512, 4, 4)
+        h, logits, prob = net.segment((f16, f8, f4), readout, hidden)
+        h_p, logits_p, prob_p = net.segment((f16, f8, f4), readout[:, perm], hidden[:, perm])
+        torch.testing.assert_close(prob_p, prob[:, perm], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(h_p, h[:, perm], rtol=1e-4, atol=1e-4)
+
+
+def test_segment_probabilities_and_selector(net):
+    frame = torch.randn(1, 3, 64, 64)
+    _, _, _, f16, f8, f4 = net.encode_key(frame)
+    readout, hidden = torch.randn(1, 2, 512, 4, 4), torch.zeros(1, 2, 64, 4, 4)
+    with torch.no_grad():
+        h, logits, prob = net.segment((f16, f8, f4), readout, hidden, strip_bg=False)
+        assert prob.shape == logits.shape == (1, 3, 64, 64)
+        torch.testing.assert_close(prob.sum(1), torch.ones(1, 64, 64))
+        _, _, prob_sel = net.segment((f16, f8, f4), readout, hidden, selector=torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+        assert prob_sel[:, 1].max() < 1e-5  # a deselected object gets (clamped) zero probability
+        h_none, _, _ = net.segment((f16, f8, f4), readout, hidden, h_out=False)
+        assert h_none is None
+
+
+def test_forward_dispatches_by_stage(net):
+    frame = torch.randn(1, 3, 32, 32)
+    assert net("encode_key", frame)[0].shape == (1, 64, 2, 2)
+    with pytest.raises(ValueError, match="unknown stage"):
+        net("decode", frame)
+
+
+def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
+    """Done-when of the foundation issue: a state dict with the official key set loads strictly
+    from a file and segments a 480x854 frame (padded to a multiple of 16)."""
+    path = tmp_path / "XMem.pth"
+    torch.save(random_official_state(seed=2), path)
+    net = load_checkpoint(path)
+    image = F.pad(torch.randn(1, 3, 480, 854), (0, 10, 0, 0))  # 1 x 3 x 480 x 864
+    masks = torch.zeros(1, 2, 480, 864)
+    masks[:, 0, 100:200, 100:300] = 1
+    masks[:, 1, 250:400, 500:700] = 1
+    with torch.inference_mode():
+        key, shrinkage, selection, f16, f8, f4 = net.encode_key(image)
+        hidden = torch.zeros(1, 2, 64, 30, 54)
+        value, hidden = net.encode_value(image, f16, hidden, masks)
+        readout = net.read_memory(key, selection, key.unsqueeze(2), shrinkage.unsqueeze(2), value.unsqueeze(3), top_k=30)
+        hidden, logits, prob = net.segment((f16, f8, f4), readout, hidden)
+    assert value.shape == (1, 2, 512, 30, 54) and readout.shape == (1, 2, 512, 30, 54)
+    assert prob.shape == (1, 2, 480, 864) and hidden.shape == (1, 2, 64, 30, 54)
+    assert torch.isfinite(prob).all() and (prob.sum(1) <= 1 + 1e-5).all()
