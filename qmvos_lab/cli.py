@@ -9,13 +9,8 @@ from .errors import QmvosLabError
 
 DESCRIPTION = """\
 QMVOS Lab: learn, run, train and ablate QMVOS (query modulation for semi-supervised video
-object segmentation) and its XMem baseline.
-
-Subcommands:
-  demo   run the main job on embedded, generated data (no downloads)
-  info   describe a checkpoint: variant, dimensions, parameter count
-
-Run `qmvos-lab <subcommand> --help` for the options of each."""
+object segmentation) and its XMem baseline. Run `qmvos-lab <subcommand> --help` for the
+options of each subcommand."""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -40,6 +35,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .eval import evaluate_folders, write_results
+
+    sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
+    result = evaluate_folders(args.gt, args.results, sequences, davis2016=args.davis2016,
+                              progress=not args.quiet)
+    written = write_results(result, args.output)
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
+        print(result.global_results.to_string(index=False))
+        print()
+        print(result.per_sequence.to_string(index=False))
+    print(f"\nwrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def cmd_package_youtube(args: argparse.Namespace) -> int:
+    from .eval import package_youtube_submission
+
+    path, count = package_youtube_submission(args.results, args.frames, args.output)
+    print(f"wrote {path} with {count} masks")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qmvos-lab", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ...)")
     info.add_argument("--quiet", action="store_true", help="no download progress bar")
     info.set_defaults(func=cmd_info)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="J&F against DAVIS-style annotations",
+        description="J&F as the official DAVIS tool (semi-supervised protocol): the first and last frames "
+                    "are not evaluated, void counts as background, objects are the ids of the first "
+                    "annotation. Writes global_results.csv and per-sequence_results.csv.")
+    evaluate.add_argument("--gt", required=True, help="annotations folder with one subfolder of PNGs per sequence "
+                                                      "(e.g. DAVIS/Annotations/480p)")
+    evaluate.add_argument("--results", required=True, help="results folder, same layout")
+    evaluate.add_argument("--output", required=True, help="folder for the CSV files")
+    evaluate.add_argument("--davis2016", action="store_true", help="DAVIS-2016: every non-zero pixel is the object")
+    evaluate.add_argument("--sequences", help="comma-separated subset of sequences (default: all in --gt)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    youtube = sub.add_parser(
+        "package-youtube", help="zip YouTube-VOS results for the evaluation server",
+        description="Zip Annotations/<video>/<frame>.png for exactly the frames of valid/JPEGImages.")
+    youtube.add_argument("--results", required=True, help="results folder, one subfolder of PNGs per video")
+    youtube.add_argument("--frames", required=True, help="YouTube-VOS valid/JPEGImages")
+    youtube.add_argument("--output", required=True, help="the zip file to write")
+    youtube.set_defaults(func=cmd_package_youtube)
     return parser
 
 

@@ -1,0 +1,46 @@
+"""YouTube-VOS: package results as the submission zip that the evaluation server expects.
+
+The server scores every frame of `valid/JPEGImages/<video>/` (the annotated, every-fifth frames)
+and nothing else, as `Annotations/<video>/<frame>.png`. Results computed on all frames
+(`valid_all_frames`) are filtered down to those; a missing frame is an error, not a silent gap.
+The zip is written to a temporary file and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def package_youtube_submission(results_root: str | os.PathLike, frames_root: str | os.PathLike,
+                               output_zip: str | os.PathLike) -> tuple[Path, int]:
+    """Zip `results_root/<video>/<frame>.png` for every frame listed in `frames_root/<video>/*.jpg`.
+
+    Returns the zip path and the number of masks written.
+    """
+    results_root, frames_root, output_zip = Path(results_root), Path(frames_root), Path(output_zip)
+    if not frames_root.is_dir():
+        raise UserError(f"YouTube-VOS frames folder {frames_root} not found (expected valid/JPEGImages)")
+    videos = sorted(p.name for p in frames_root.iterdir() if p.is_dir())
+    if not videos:
+        raise UserError(f"no video folders in {frames_root}")
+    entries = []
+    for video in videos:
+        for frame in sorted((frames_root / video).glob("*.jpg")):
+            mask = results_root / video / f"{frame.stem}.png"
+            if not mask.is_file():
+                raise UserError(f"result {mask} is missing: the submission needs a mask for every frame of {frames_root / video}")
+            entries.append((mask, f"Annotations/{video}/{frame.stem}.png"))
+    output_zip.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_zip.with_name(f".{output_zip.name}.tmp-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+            for source, name in entries:
+                archive.write(source, name)
+        os.replace(tmp, output_zip)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output_zip, len(entries)
