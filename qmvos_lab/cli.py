@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .errors import QmvosLabError
+from .errors import QmvosLabError, UserError
 
 DESCRIPTION = """\
 QMVOS Lab: learn, run, train and ablate QMVOS (query modulation for semi-supervised video
@@ -35,6 +36,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .checkpoints import load_checkpoint
+    from .config import InferenceConfig
+    from .segment import load_inputs, prepare_output, segment_to_folder
+
+    try:
+        config = InferenceConfig(
+            top_k=args.top_k, mem_every=args.mem_every, deep_update_every=args.deep_update_every,
+            enable_long_term=not args.no_long_term, max_mid_term_frames=args.max_mid_term_frames,
+            min_mid_term_frames=args.min_mid_term_frames, num_prototypes=args.num_prototypes,
+            max_long_term_elements=args.max_long_term_elements, size=args.size)
+    except ValueError as error:
+        raise UserError(str(error).replace("InferenceConfig.", "--").replace("_", "-")) from None
+    inputs = load_inputs(args.frames, args.masks)  # bad input fails before the model is loaded
+    if args.overlay is not None and Path(args.overlay).suffix.lower() not in (".gif", ".mp4"):
+        raise UserError(f"--overlay {args.overlay}: use a .gif or .mp4 file name")
+    prepare_output(Path(args.output), args.overwrite, check_only=True)
+    model = load_checkpoint(args.checkpoint, progress=not args.quiet)
+    summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
+                                amp=args.amp, save_scores=args.save_scores, overlay_path=args.overlay,
+                                overwrite=args.overwrite, progress=not args.quiet)
+    print(summary.line())
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -60,6 +86,12 @@ def cmd_package_youtube(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inference_defaults():
+    from .config import InferenceConfig
+
+    return InferenceConfig()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qmvos-lab", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +113,42 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ...)")
     info.add_argument("--quiet", action="store_true", help="no download progress bar")
     info.set_defaults(func=cmd_info)
+
+    segment = sub.add_parser(
+        "segment", help="segment a video from its first-frame mask",
+        description="Segment the objects of a video (a folder of JPEG/PNG frames or a video file) given their "
+                    "masks: the first frame's, and the frames where new objects enter. Writes one palette PNG "
+                    "per frame with the original label ids.")
+    segment.add_argument("--frames", required=True, help="folder of frames (sorted by name) or a video file")
+    segment.add_argument("--masks", required=True, help="folder of label PNGs named like their frames; "
+                                                        "the first frame must have one")
+    segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem")
+    segment.add_argument("--output", required=True, help="folder for <frame>.png results")
+    defaults = _inference_defaults()
+    segment.add_argument("--size", type=int, default=defaults.size,
+                         help=f"resize the shorter side to this for the network; -1 keeps it (default {defaults.size})")
+    segment.add_argument("--top-k", type=int, default=defaults.top_k, help=f"top-k of the memory readout (default {defaults.top_k})")
+    segment.add_argument("--mem-every", type=int, default=defaults.mem_every,
+                         help=f"a memory frame every r frames (default {defaults.mem_every})")
+    segment.add_argument("--deep-update-every", type=int, default=defaults.deep_update_every,
+                         help="deep sensory update every k frames; -1 = with memory frames (default)")
+    segment.add_argument("--no-long-term", action="store_true", help="working memory only (grows without bound)")
+    segment.add_argument("--max-mid-term-frames", type=int, default=defaults.max_mid_term_frames,
+                         help=f"T_max of working memory (default {defaults.max_mid_term_frames})")
+    segment.add_argument("--min-mid-term-frames", type=int, default=defaults.min_mid_term_frames,
+                         help=f"T_min of working memory (default {defaults.min_mid_term_frames})")
+    segment.add_argument("--num-prototypes", type=int, default=defaults.num_prototypes,
+                         help=f"prototypes per consolidation (default {defaults.num_prototypes})")
+    segment.add_argument("--max-long-term-elements", type=int, default=defaults.max_long_term_elements,
+                         help=f"long-term memory capacity (default {defaults.max_long_term_elements})")
+    segment.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
+    segment.add_argument("--amp", action="store_true", help="bf16/fp16 autocast on the GPU")
+    segment.add_argument("--save-scores", action="store_true",
+                         help="also write scores/<frame>.npy: float16 (N+1) x H x W probabilities")
+    segment.add_argument("--overlay", help="also write an overlay video (.mp4 or .gif)")
+    segment.add_argument("--overwrite", action="store_true", help="replace an output folder that holds files")
+    segment.add_argument("--quiet", action="store_true", help="no progress bars")
+    segment.set_defaults(func=cmd_segment)
 
     evaluate = sub.add_parser(
         "evaluate", help="J&F against DAVIS-style annotations",

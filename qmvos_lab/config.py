@@ -39,3 +39,51 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}; known fields are {sorted(known)}")
         return cls(**values)
+
+
+@dataclass
+class InferenceConfig:
+    """Memory and inference settings (XMem Sec. 3.3-3.5; defaults of the official evaluation).
+
+    top_k:        k of the top-k softmax in memory reading.
+    mem_every:    r: a new working-memory frame every r frames (and on every frame with a mask).
+    deep_update_every: the value-encoder ("deep") sensory update every k frames; -1 synchronises it
+                  with the memory frames.
+    enable_long_term: consolidate working memory into long-term memory (off = working memory only,
+                  which grows without bound).
+    max_mid_term_frames / min_mid_term_frames: T_max / T_min of working memory.
+    num_prototypes: P, prototypes consolidated per compression.
+    max_long_term_elements: LT_max, the long-term memory capacity (pruned by least usage).
+    size:         resize the shorter side of each frame to this (-1 keeps the original size).
+    """
+
+    top_k: int = 30
+    mem_every: int = 5
+    deep_update_every: int = -1
+    enable_long_term: bool = True
+    max_mid_term_frames: int = 10
+    min_mid_term_frames: int = 5
+    num_prototypes: int = 128
+    max_long_term_elements: int = 10_000
+    size: int = 480
+
+    def __post_init__(self):
+        positive = ("top_k", "mem_every", "max_mid_term_frames", "min_mid_term_frames", "num_prototypes",
+                    "max_long_term_elements")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"InferenceConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.deep_update_every == 0 or self.deep_update_every < -1:
+            raise ValueError(f"InferenceConfig.deep_update_every must be -1 (synchronised) or positive, "
+                             f"got {self.deep_update_every}")
+        if self.min_mid_term_frames >= self.max_mid_term_frames:
+            raise ValueError(f"InferenceConfig.min_mid_term_frames ({self.min_mid_term_frames}) must be below "
+                             f"max_mid_term_frames ({self.max_mid_term_frames})")
+        if self.num_prototypes >= self.max_long_term_elements:
+            raise ValueError(f"InferenceConfig.num_prototypes ({self.num_prototypes}) must be below "
+                             f"max_long_term_elements ({self.max_long_term_elements})")
+        if self.size == 0 or self.size < -1:
+            raise ValueError(f"InferenceConfig.size must be positive or -1 (keep), got {self.size}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -91,3 +91,41 @@ def http_server():
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def small_xmem():
+    """An XMem network with its own seeded random initialisation, in eval mode."""
+    from qmvos_lab.model import XMem
+
+    torch.manual_seed(0)
+    return XMem().eval()
+
+
+@pytest.fixture(scope="session")
+def xmem_checkpoint(tmp_path_factory, small_xmem):
+    path = tmp_path_factory.mktemp("checkpoints") / "xmem-random.pth"
+    torch.save(small_xmem.state_dict(), path)
+    return path
+
+
+def make_video(root: Path, num_frames: int = 8, height: int = 48, width: int = 64, late_frame: int = 4):
+    """A generated clip on disk: JPEG frames, and palette masks with non-contiguous ids (4, 2 on the
+    first frame; 7 entering at `late_frame`). Returns (frames dir, masks dir, label maps)."""
+    import numpy as np
+    from PIL import Image
+
+    from qmvos_lab.data.masks import write_label_map
+    from qmvos_lab.demo import moving_discs_clip
+
+    frames, labels = moving_discs_clip(num_frames, height, width, num_objects=3, seed=1)
+    labels = labels.numpy().astype(np.uint8)
+    labels = np.select([labels == 1, labels == 2, labels == 3], [4, 2, 7], 0).astype(np.uint8)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    for t in range(num_frames):
+        image = (frames[t].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "frames" / f"{t:05d}.jpg", quality=95)
+    first = np.where(labels[0] == 7, 0, labels[0]).astype(np.uint8)
+    write_label_map(root / "masks" / "00000.png", first)
+    write_label_map(root / "masks" / f"{late_frame:05d}.png", np.where(labels[late_frame] == 7, 7, 0).astype(np.uint8))
+    return root / "frames", root / "masks", labels

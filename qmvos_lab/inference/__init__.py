@@ -1,0 +1,7 @@
+"""Inference: the memory store, XMem's memory manager, the per-frame step, the video loop."""
+
+from .core import InferenceCore
+from .memory_manager import MemoryManager
+from .video import FrameResult, VideoSegmenter, segment_video
+
+__all__ = ["InferenceCore", "MemoryManager", "FrameResult", "VideoSegmenter", "segment_video"]

@@ -1,0 +1,1 @@
+"""Visualisation: overlays, videos, attention maps, plots (pure functions)."""

@@ -1,0 +1,105 @@
+"""Mask overlays on frames, and writing them as an animated GIF or an MP4 (atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+
+from ..data.masks import davis_palette
+from ..errors import UserError
+
+
+def palette_colours(palette: bytes | None = None) -> np.ndarray:
+    """256 x 3 uint8 colours of a palette (the DAVIS palette by default)."""
+    colours = np.frombuffer(palette or davis_palette(), dtype=np.uint8)
+    colours = np.concatenate([colours, np.frombuffer(davis_palette(), np.uint8)[len(colours):]])
+    return colours[:768].reshape(256, 3)
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, palette: bytes | None = None, alpha: float = 0.5) -> np.ndarray:
+    """Blend each object's colour over an H x W x 3 uint8 frame, with a darker one-pixel outline."""
+    colours = palette_colours(palette)
+    out = image.astype(np.float32)
+    foreground = labels > 0
+    out[foreground] = (1 - alpha) * out[foreground] + alpha * colours[labels[foreground]]
+    edge = np.zeros_like(foreground)
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge &= foreground
+    out[edge] = 0.4 * colours[labels[edge]]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+class VideoWriter:
+    """Write H x W x 3 uint8 frames to a .gif (PIL) or an .mp4 (PyAV, H.264) one at a time.
+
+    Frames go to a temporary file that `close()` renames into place; `abort()` deletes it.
+    MP4 frames are streamed to disk; GIF frames are kept until `close()` (GIF is for short clips).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 10.0):
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in (".gif", ".mp4"):
+            raise UserError(f"overlay {self.path}: use a .gif or .mp4 file name")
+        self.fps = fps
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.suffix}")
+        self.gif_frames: list[Image.Image] = []
+        self.container = self.stream = None
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.suffix == ".gif":
+            self.gif_frames.append(Image.fromarray(frame))
+            return
+        import av
+        from fractions import Fraction
+
+        if self.container is None:
+            height, width = frame.shape[:2]
+            self.container = av.open(str(self.tmp), "w", format="mp4")
+            self.stream = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1000))
+            self.stream.width, self.stream.height = width - width % 2, height - height % 2  # yuv420p: even sizes
+            self.stream.pix_fmt = "yuv420p"
+        frame = np.ascontiguousarray(frame[: self.stream.height, : self.stream.width])
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self.container.mux(packet)
+
+    def close(self) -> Path:
+        try:
+            if self.suffix == ".gif":
+                if not self.gif_frames:
+                    raise ValueError("no frames to write")
+                self.gif_frames[0].save(self.tmp, format="GIF", save_all=True, append_images=self.gif_frames[1:],
+                                        duration=int(1000 / self.fps), loop=0)
+            elif self.container is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+                self.container.close()
+                self.container = None
+            os.replace(self.tmp, self.path)
+        finally:
+            self.abort()
+        return self.path
+
+    def abort(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 10.0) -> Path:
+    """Write all `frames` to a .gif or .mp4 (see VideoWriter)."""
+    writer = VideoWriter(path, fps)
+    try:
+        for frame in frames:
+            writer.add(frame)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

@@ -1,0 +1,128 @@
+"""The key-value store and XMem's memory manager: groups, usage, consolidation, bounded memory.
+
+Agreement of whole-video inference with the official XMem (max |dprob| below 1e-6 in fp32, with
+consolidation and an object entering mid-video) is checked by benchmarks/parity_xmem_inference.py
+against a fetched copy of the official code.
+"""
+
+import pytest
+import torch
+
+from qmvos_lab.config import InferenceConfig
+from qmvos_lab.inference.memory_manager import MemoryManager
+from qmvos_lab.inference.memory_store import KeyValueStore
+from qmvos_lab.model.memory_read import get_similarity, readout, softmax_affinity
+
+
+def element(n, ck=4, cv=3, objects=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(1, ck, n, generator=gen), torch.randn(objects, cv, n, generator=gen),
+            1 + torch.rand(1, 1, n, generator=gen), torch.rand(1, ck, n, generator=gen))
+
+
+def test_objects_entering_later_form_a_group_with_values_for_later_elements_only():
+    store = KeyValueStore(count_usage=True)
+    key, value, shrinkage, selection = element(5, objects=1)
+    store.add(key, value, shrinkage, selection, objects=[1])
+    key, value, shrinkage, selection = element(5, objects=3, seed=1)
+    store.add(key, value, shrinkage, selection, objects=[1, 2, 3])
+    assert store.size == 10 and store.groups == [[0], [1, 2]]
+    assert store.value_size(0) == 10 and store.value_size(1) == 5
+    torch.testing.assert_close(store.values[1], value[[1, 2]])
+
+
+def test_usage_is_normalised_by_age_and_sieving_drops_a_range():
+    store = KeyValueStore(count_usage=True)
+    key, value, shrinkage, selection = element(6)
+    store.add(key, value, shrinkage, selection, objects=[1, 2])
+    store.update_usage(torch.arange(6.0))
+    store.update_usage(torch.arange(6.0))
+    torch.testing.assert_close(store.usage().flatten(), 2 * torch.arange(6.0) / (2 + 1e-7))
+    store.sieve_by_range(1, -2, min_size=0)
+    torch.testing.assert_close(store.key, key[:, :, [0, 4, 5]])
+    torch.testing.assert_close(store.values[0], value[:, :, [0, 4, 5]])
+
+
+def test_pruning_keeps_the_most_used_elements_in_every_group():
+    store = KeyValueStore(count_usage=True)
+    key, value, shrinkage, _ = element(6, objects=1)
+    store.add(key, [value], shrinkage, None)
+    late = torch.randn(1, 3, 3)
+    store.add(torch.randn(1, 4, 3), [value[:, :, :3], late], torch.ones(1, 1, 3), None)  # group 1: last 3 only
+    store.update_usage(torch.tensor([5.0, 0, 6, 7, 8, 9, 1, 10, 11]))
+    store.remove_obsolete(7)
+    assert store.size == 7
+    assert store.values[0].shape[-1] == 7 and store.values[1].shape[-1] == 2  # group 1 lost its least-used one
+    torch.testing.assert_close(store.values[1], late[:, :, [1, 2]])
+
+
+def make_manager(**overrides):
+    config = InferenceConfig(**{"top_k": 5, "max_mid_term_frames": 4, "min_mid_term_frames": 2,
+                                "num_prototypes": 6, "max_long_term_elements": 20, **overrides})
+    return MemoryManager(config, hidden_dim=8)
+
+
+def add_frame(manager, seed, objects=(1, 2), size=(3, 4)):
+    gen = torch.Generator().manual_seed(seed)
+    key = torch.randn(1, 4, *size, generator=gen)
+    manager.add_memory(key, 1 + torch.rand(1, 1, *size, generator=gen),
+                       torch.randn(1, len(objects), 3, *size, generator=gen), list(objects),
+                       selection=torch.rand(1, 4, *size, generator=gen))
+    return key
+
+
+def test_readout_of_a_single_frame_is_the_top_k_readout():
+    manager = make_manager(enable_long_term=False)
+    gen = torch.Generator().manual_seed(3)
+    key, shrinkage = torch.randn(1, 4, 3, 4, generator=gen), 1 + torch.rand(1, 1, 3, 4, generator=gen)
+    value = torch.randn(1, 2, 3, 3, 4, generator=gen)
+    manager.add_memory(key, shrinkage, value, [1, 2])
+    query, selection = torch.randn(1, 4, 3, 4, generator=gen), torch.rand(1, 4, 3, 4, generator=gen)
+    affinity = softmax_affinity(get_similarity(key, shrinkage, query, selection), top_k=5)
+    expected = torch.stack([readout(affinity, value[:, i]) for i in range(2)], 1).view(2, 3, 3, 4)
+    torch.testing.assert_close(manager.match_memory(query, selection), expected)
+
+
+def test_consolidation_fires_at_t_max_and_memory_stays_bounded():
+    manager = make_manager()
+    area = 12
+    for t in range(40):
+        add_frame(manager, t)
+        manager.match_memory(torch.randn(1, 4, 3, 4), torch.rand(1, 4, 3, 4))
+        assert manager.work_mem.size < 4 * area  # compressed as soon as it reaches T_max frames
+        assert manager.long_mem.size <= 20
+        if t == 3:  # first compression: T_max = 4 frames -> first frame + T_min - 1 = 1 newest frame
+            assert manager.work_mem.size == 2 * area and manager.long_mem.size == 6
+    assert manager.long_mem.engaged() and manager.long_mem.size >= 14
+    readout_ = manager.match_memory(torch.randn(1, 4, 3, 4), torch.rand(1, 4, 3, 4))
+    assert readout_.shape == (2, 3, 3, 4) and torch.isfinite(readout_).all()
+
+
+def test_prototypes_are_capped_by_the_number_of_candidates():
+    manager = make_manager(num_prototypes=19, max_long_term_elements=100)
+    for t in range(4):
+        add_frame(manager, t, size=(1, 2))  # 2 elements a frame: only 4 candidates
+    assert manager.long_mem.size == 4
+
+
+def test_late_objects_and_deletion_keep_groups_aligned():
+    manager = make_manager(max_long_term_elements=200)
+    add_frame(manager, 0, objects=(1,))
+    for t in range(1, 12):
+        add_frame(manager, t, objects=(1, 2, 3))
+    readout_ = manager.match_memory(torch.randn(1, 4, 3, 4), torch.rand(1, 4, 3, 4))
+    assert readout_.shape[0] == 3 and manager.long_mem.num_groups == 2
+    manager.hidden = torch.randn(1, 3, 8, 3, 4)
+    manager.delete_objects([2])
+    assert manager.work_mem.groups == [[0], [1]] and manager.hidden.shape[1] == 2
+    assert manager.match_memory(torch.randn(1, 4, 3, 4), torch.rand(1, 4, 3, 4)).shape[0] == 2
+    manager.delete_objects([1])
+    assert manager.work_mem.groups == [[0]] and manager.long_mem.num_groups == 1
+    assert manager.match_memory(torch.randn(1, 4, 3, 4), torch.rand(1, 4, 3, 4)).shape[0] == 1
+
+
+def test_invalid_inference_settings_are_refused():
+    for bad in ({"min_mid_term_frames": 10}, {"top_k": 0}, {"deep_update_every": 0}, {"size": 0},
+                {"num_prototypes": 20000}):
+        with pytest.raises(ValueError):
+            InferenceConfig(**bad)

@@ -1,0 +1,140 @@
+"""The step API: label-id mapping, objects entering later, mask precedence, deletion, resizing."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_video
+from qmvos_lab.config import InferenceConfig
+from qmvos_lab.data.frames import FrameSource, load_given_masks
+from qmvos_lab.errors import UserError
+from qmvos_lab.inference import InferenceCore, VideoSegmenter, segment_video
+from qmvos_lab.model.aggregate import aggregate
+from qmvos_lab.inference.preprocess import pad_to_multiple, resized_shape, unpad
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    frames_dir, masks_dir, labels = make_video(tmp_path_factory.mktemp("video"))
+    source = FrameSource(frames_dir)
+    return list(source), load_given_masks(masks_dir, source.names, (48, 64)), labels
+
+
+def run(network, video, **config):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(network, InferenceConfig(**{"size": -1, **config}))
+    return segmenter, list(segment_video(segmenter, frames, masks, num_frames=len(frames)))
+
+
+def test_ids_are_mapped_back_and_late_objects_join(small_xmem, video):
+    segmenter, results = run(small_xmem, video)
+    assert results[0].object_ids == [2, 4]
+    assert results[4].object_ids == [2, 4, 7] and results[-1].object_ids == [2, 4, 7]
+    for result in results:
+        assert result.labels.shape == (48, 64) and result.labels.dtype == np.uint8
+        assert set(np.unique(result.labels)) <= {0, *result.object_ids}
+        assert result.prob.shape == (len(result.object_ids) + 1, 48, 64)
+        torch.testing.assert_close(result.prob.sum(0), torch.ones(48, 64), atol=1e-4, rtol=0)
+    # frames with a given mask reproduce it exactly
+    np.testing.assert_array_equal(results[0].labels, video[1][0])
+    late_mask = video[1][4]
+    assert (results[4].labels[late_mask == 7] == 7).all()
+
+
+def test_inference_is_deterministic(small_xmem, video):
+    _, first = run(small_xmem, video)
+    _, second = run(small_xmem, video)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        torch.testing.assert_close(a.prob, b.prob, rtol=0, atol=0)
+
+
+def test_a_later_mask_keeps_existing_objects_where_it_is_background(small_xmem, video):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1))
+    segmenter.step(frames[0], masks[0])
+    before = segmenter.step(frames[1])
+    # a second segmenter sees the same frame 1 with a mask that only adds object 9 in a corner
+    other = VideoSegmenter(small_xmem, InferenceConfig(size=-1))
+    other.step(frames[0], masks[0])
+    corner = np.zeros((48, 64), np.uint8)
+    corner[:4, :4] = 9
+    after = other.step(frames[1], corner)
+    assert after.object_ids == [2, 4, 9]
+    assert (after.labels[:4, :4] == 9).all()
+    # as XMem: the prediction of the known objects, zeroed under the given foreground, and the given
+    # mask for the new object, soft-aggregated together
+    known = before.prob[1:].clone()
+    known[:, :4, :4] = 0
+    expected = aggregate(torch.cat([known, torch.from_numpy(corner == 9).float()[None]]), dim=0)
+    torch.testing.assert_close(after.prob, expected, atol=1e-5, rtol=0)
+
+
+def test_frames_before_the_first_mask_are_background(small_xmem, video):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1))
+    empty = segmenter.step(frames[0])
+    assert empty.object_ids == [] and not empty.labels.any()
+    assert segmenter.step(frames[1], masks[0]).object_ids == [2, 4]
+
+
+def test_deleting_objects(small_xmem, video):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1, mem_every=1))
+    segmenter.step(frames[0], masks[0])
+    segmenter.step(frames[1])
+    segmenter.delete_objects([2])
+    result = segmenter.step(frames[2])
+    assert result.object_ids == [4] and set(np.unique(result.labels)) <= {0, 4}
+    with pytest.raises(UserError, match="unknown object ids"):
+        segmenter.delete_objects([3])
+    segmenter.delete_objects([4])
+    assert segmenter.step(frames[3]).object_ids == []
+
+
+def test_resized_inference_returns_the_original_resolution(small_xmem, video):
+    _, results = run(small_xmem, video, size=32)
+    assert all(r.labels.shape == (48, 64) and r.prob.shape[-2:] == (48, 64) for r in results)
+
+
+def test_long_term_memory_is_used_on_long_runs(small_xmem, video):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1, mem_every=1, max_mid_term_frames=3,
+                                                           min_mid_term_frames=2, num_prototypes=4,
+                                                           max_long_term_elements=30))
+    for t in range(24):
+        segmenter.step(frames[t % len(frames)], masks[0] if t == 0 else None)
+        memory = segmenter.core.memory
+        assert memory.work_mem.size < 3 * 12 and memory.long_mem.size <= 30
+    assert memory.long_mem.size > 0
+
+
+def test_mask_errors(small_xmem, video):
+    frames, masks, _ = video
+    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1))
+    with pytest.raises(UserError, match="mask is 10x10 but the frame is 64x48"):
+        segmenter.step(frames[0], np.zeros((10, 10), np.uint8))
+    many = np.arange(48 * 64, dtype=np.int64).reshape(48, 64) % 300
+    with pytest.raises(UserError, match="more than 255 objects"):
+        segmenter.step(frames[0], many)
+
+
+def test_padding_round_trip_and_resized_shape():
+    x = torch.randn(2, 37, 50)
+    padded, pad = pad_to_multiple(x, 16)
+    assert padded.shape == (2, 48, 64) and pad == (7, 7, 5, 6)
+    torch.testing.assert_close(unpad(padded, pad), x)
+    assert resized_shape(240, 427, 480) == (480, 854)
+    assert resized_shape(427, 240, 120) == (213, 120)
+    assert resized_shape(50, 60, -1) == (50, 60)
+
+
+def test_end_frame_stores_nothing(small_xmem, video):
+    frames, masks, _ = video
+    core_config = InferenceConfig(size=-1, mem_every=1)
+    segmenter = VideoSegmenter(small_xmem, core_config)
+    segmenter.step(frames[0], masks[0])
+    size = segmenter.core.memory.work_mem.size
+    segmenter.step(frames[1], end=True)
+    assert segmenter.core.memory.work_mem.size == size
+    assert isinstance(segmenter.core, InferenceCore)
