@@ -6,31 +6,70 @@ import dataclasses
 from dataclasses import dataclass
 
 
+SIM_SCALES = (("f16",), ("f8",), ("f16", "f8"), ("f16", "f8", "f4"))
+QCIM_SOURCES = ("readout", "f16")
+QUERY_PROPAGATIONS = ("previous", "first")
+
+
 @dataclass
 class ModelConfig:
-    """Dimensions of the XMem network (XMem Sec. 3; defaults of the released models).
+    """The network: XMem's dimensions (XMem Sec. 3) and QMVOS's switches (QMVOS Table 3).
 
     key_dim:    C^k, channels of keys and selection.
     value_dim:  C^v, channels of memory values.
     hidden_dim: C^h, channels of the sensory memory; 0 disables it (the "no sensory" variant).
     single_object: the value encoder sees RGB + mask only (4 input channels, XMem stage 0);
         otherwise RGB + mask + other objects' masks (5 channels).
+    queries:    False = the XMem baseline; True = QMVOS object queries (SIM + QCIM + dynamic filters).
+    sim_scales: the features the SIM summarises objects from (Table 3b): ("f16",), ("f8",),
+        ("f16", "f8") (default), ("f16", "f8", "f4").
+    sim_interaction: the SIM's multi-object interaction among queries (Table 3c).
+    qcim_source: what the QCIM's queries attend to (Table 3d): "readout" (the memory readout of all
+        objects, default) or "f16" (the backbone feature of the frame).
+    query_propagation: "previous" rebuilds the queries from the previous frame's prediction
+        (default); "first" keeps the first frame's queries (Table 3e).
+    query_dim:  channels of the queries (256 as released).
     """
 
     key_dim: int = 64
     value_dim: int = 512
     hidden_dim: int = 64
     single_object: bool = False
+    queries: bool = False
+    sim_scales: tuple[str, ...] = ("f16", "f8")
+    sim_interaction: bool = True
+    qcim_source: str = "readout"
+    query_propagation: str = "previous"
+    query_dim: int = 256
 
     def __post_init__(self):
-        for name in ("key_dim", "value_dim"):
+        for name in ("key_dim", "value_dim", "query_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if self.hidden_dim < 0:
             raise ValueError(f"ModelConfig.hidden_dim must be >= 0 (0 = no sensory memory), got {self.hidden_dim}")
+        self.sim_scales = tuple(self.sim_scales)
+        if self.sim_scales not in SIM_SCALES:
+            raise ValueError(f"ModelConfig.sim_scales must be one of {list(SIM_SCALES)}, got {self.sim_scales}")
+        if self.qcim_source not in QCIM_SOURCES:
+            raise ValueError(f"ModelConfig.qcim_source must be one of {QCIM_SOURCES}, got {self.qcim_source!r}")
+        if self.query_propagation not in QUERY_PROPAGATIONS:
+            raise ValueError(f"ModelConfig.query_propagation must be one of {QUERY_PROPAGATIONS}, "
+                             f"got {self.query_propagation!r}")
+        if self.query_dim % 32 or self.query_dim % 8:
+            raise ValueError(f"ModelConfig.query_dim must be a multiple of 32 (GroupNorm) and 8 (heads), "
+                             f"got {self.query_dim}")
+
+    @property
+    def is_default_qmvos(self) -> bool:
+        """The variant of the released QMVOS weights."""
+        return self.queries and self == ModelConfig(self.key_dim, self.value_dim, self.hidden_dim,
+                                                    self.single_object, queries=True)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["sim_scales"] = list(self.sim_scales)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":

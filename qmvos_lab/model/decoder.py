@@ -12,14 +12,15 @@ from .blocks import FeatureFusionBlock, SensoryUpdater, UpsampleBlock
 
 
 class Decoder(nn.Module):
-    def __init__(self, value_dim: int, hidden_dim: int):
+    def __init__(self, value_dim: int, hidden_dim: int, with_prediction: bool = True):
         super().__init__()
         self.fuser = FeatureFusionBlock(1024, value_dim + hidden_dim, 512, 512)
         # the sensory update sees g16, g8 and g4 + the logit (hence 256 + 1)
         self.hidden_update = SensoryUpdater((512, 256, 256 + 1), 256, hidden_dim) if hidden_dim > 0 else None
         self.up_16_8 = UpsampleBlock(512, 512, 256)  # 1/16 -> 1/8
         self.up_8_4 = UpsampleBlock(256, 256, 256)  # 1/8 -> 1/4
-        self.pred = nn.Conv2d(256, 1, kernel_size=3, padding=1)
+        if with_prediction:  # QMVOS replaces this conv by its queries (dynamic filters)
+            self.pred = nn.Conv2d(256, 1, kernel_size=3, padding=1)
 
     def decode(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor,
                hidden: torch.Tensor | None, memory_readout: torch.Tensor):
