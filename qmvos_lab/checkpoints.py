@@ -28,7 +28,7 @@ import torch.nn as nn
 from .config import ModelConfig
 from .download import default_cache_dir, download
 from .errors import CheckpointError, DownloadError
-from .model import XMem
+from .model import XMem, build_network
 
 RELEASE_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
 OFFICIAL_CHECKPOINTS = {
@@ -42,6 +42,7 @@ VALUE_CONV = "value_encoder.conv1.weight"
 KEY_PROJ = "key_proj.key_proj.weight"
 VALUE_FUSER = "value_encoder.fuser.block2.conv2.weight"
 HIDDEN_TRANSFORM = "decoder.hidden_update.transform.weight"
+QCIM_MARKER = "decoder.QCIM.cross_attn.in_proj_weight"
 
 
 @dataclass
@@ -118,18 +119,43 @@ def inspect_state_dict(state: dict, source: str = "<state dict>",
     value_dim = _require(state, VALUE_FUSER, source).shape[0]
     hidden_dim = state[HIDDEN_TRANSFORM].shape[0] // 3 if HIDDEN_TRANSFORM in state else 0
     if saved_config is not None:
-        config = ModelConfig.from_dict(saved_config)
+        try:
+            config = ModelConfig.from_dict(saved_config)
+        except ValueError as error:
+            raise CheckpointError(f"checkpoint {source} has an invalid saved config: {error}") from None
         if (config.key_dim, config.value_dim, config.hidden_dim) != (key_dim, value_dim, hidden_dim):
             raise CheckpointError(f"checkpoint {source}: its saved config {saved_config} disagrees with its "
                                   f"weights (key {key_dim}, value {value_dim}, hidden {hidden_dim})")
+    elif QCIM_MARKER in state:
+        config = _qmvos_config_from_keys(state, key_dim, value_dim, hidden_dim)
     else:
         config = ModelConfig(key_dim=key_dim, value_dim=value_dim, hidden_dim=hidden_dim)
     notes = []
-    variant = "xmem" if hidden_dim > 0 else "xmem-no-sensory"
+    if config.queries:
+        variant = "qmvos" if config.is_default_qmvos else "qmvos (" + ", ".join(
+            f"{k}={v}" for k, v in config.to_dict().items()
+            if k not in ("key_dim", "value_dim", "hidden_dim", "single_object", "queries")
+            and getattr(config, k) != getattr(ModelConfig(), k)) + ")"
+    else:
+        variant = "xmem" if hidden_dim > 0 else "xmem-no-sensory"
     if value_conv.dim() == 4 and value_conv.shape[1] == 4 and not config.single_object:
         variant += " (single-object stage 0)"
         notes.append("single-object weights: value_encoder.conv1 zero-padded from 4 to 5 input channels")
     return CheckpointInfo(source=str(source), variant=variant, config=config, notes=notes)
+
+
+def _qmvos_config_from_keys(state: dict, key_dim: int, value_dim: int, hidden_dim: int) -> ModelConfig:
+    """The QMVOS switches that a bare state dict reveals (released weights carry no config)."""
+    if "f8_proj.0.weight" in state:
+        scales = ("f8",)
+    elif "simple_upsample_block.up.1.weight" in state:
+        scales = ("f16", "f8", "f4") if "f4_fuse.down.1.weight" in state else ("f16", "f8")
+    else:
+        scales = ("f16",)
+    return ModelConfig(key_dim=key_dim, value_dim=value_dim, hidden_dim=hidden_dim, queries=True,
+                       sim_scales=scales, sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
+                       qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16",
+                       query_dim=state[QCIM_MARKER].shape[1])
 
 
 def pad_single_object_value_conv(state: dict) -> dict:
@@ -174,10 +200,34 @@ def load_checkpoint(source: str | os.PathLike, device: str | torch.device = "cpu
     state, saved_config = read_state_dict(path)
     info = inspect_state_dict(state, str(source), saved_config)
     state = pad_single_object_value_conv(state)
-    model = XMem(info.config)
+    model = build_network(info.config)
     load_state_dict_checked(model, state, str(source))
     model.checkpoint_info = info
     return model.to(device).eval()
+
+
+def qmvos_from_xmem(source, config: ModelConfig | None = None, progress: bool = True):
+    """A QMVOS network initialised from an XMem checkpoint: every shared weight is copied, the new
+    modules (SIM, QCIM, projections) keep their fresh initialisation, and XMem's prediction conv,
+    which QMVOS replaces by its queries, is left out. Returns (model, report dict)."""
+    xmem = load_checkpoint(source, progress=progress)
+    base = xmem.config
+    if base.queries:
+        raise CheckpointError(f"checkpoint {source} is already a QMVOS network; load it with load_checkpoint")
+    config = config or ModelConfig(base.key_dim, base.value_dim, base.hidden_dim, queries=True)
+    if (config.key_dim, config.value_dim, config.hidden_dim) != (base.key_dim, base.value_dim, base.hidden_dim):
+        raise CheckpointError(f"checkpoint {source} has dimensions (key {base.key_dim}, value {base.value_dim}, "
+                              f"hidden {base.hidden_dim}) that differ from the requested QMVOS config")
+    model = build_network(config)
+    target = model.state_dict()
+    shared = {k: v for k, v in xmem.state_dict().items() if k in target and v.shape == target[k].shape}
+    model.load_state_dict(shared, strict=False)
+    report = {"copied": sorted(shared), "unused": sorted(set(xmem.state_dict()) - set(shared)),
+              "new": sorted(set(target) - set(shared))}
+    model.checkpoint_info = CheckpointInfo(str(source), "qmvos (initialised from XMem)", config,
+                                           [f"unused XMem weights: {', '.join(report['unused'])}",
+                                            f"{len(report['new'])} new QMVOS tensors freshly initialised"])
+    return model, report
 
 
 def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:

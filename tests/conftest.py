@@ -12,10 +12,10 @@ import torch
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def official_xmem_shapes() -> dict[str, tuple[int, ...]]:
-    """Key -> shape of the official XMem state dict (default dimensions), in official order."""
+def official_xmem_shapes(name: str = "xmem_official_state_dict.txt") -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the official XMem (or released QMVOS) state dict, in official order."""
     shapes = {}
-    for line in (FIXTURES / "xmem_official_state_dict.txt").read_text().splitlines():
+    for line in (FIXTURES / name).read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
         name, _, shape = line.partition(" ")
@@ -45,6 +45,10 @@ def random_official_state(seed: int = 0, hidden: bool = True) -> dict[str, torch
 @pytest.fixture(scope="session")
 def official_shapes():
     return official_xmem_shapes()
+
+
+def released_qmvos_shapes() -> dict[str, tuple[int, ...]]:
+    return official_xmem_shapes("qmvos_official_state_dict.txt")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -147,3 +147,19 @@ def test_bad_settings_are_refused(tmp_path, video, xmem_checkpoint, capsys):
     assert "--min-mid-term-frames (12) must be below" in capsys.readouterr().err
     assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "o", "--overlay", "x.avi")) == 2
     assert "use a .gif or .mp4" in capsys.readouterr().err
+
+
+def test_segment_runs_a_qmvos_checkpoint(tmp_path, video, capsys):
+    from qmvos_lab.checkpoints import save_checkpoint
+    from qmvos_lab.config import ModelConfig
+    from qmvos_lab.model import QMVOS
+
+    frames, masks, _ = video
+    torch.manual_seed(0)
+    path = save_checkpoint(QMVOS(ModelConfig(queries=True, query_propagation="first")), tmp_path / "q.pth")
+    assert main(["info", str(path), "--quiet"]) == 0
+    assert "variant:    qmvos (query_propagation=first)" in capsys.readouterr().out
+    assert main(segment_args(frames, masks, path, tmp_path / "out")) == 0
+    assert "segmented 8 frames, 3 objects" in capsys.readouterr().out
+    ids = set(np.unique(np.asarray(Image.open(tmp_path / "out" / "00007.png"))))
+    assert ids <= {0, 2, 4, 7}

@@ -17,9 +17,16 @@ from .preprocess import pad_to_multiple, unpad
 
 
 class InferenceCore:
-    def __init__(self, network, config: InferenceConfig | None = None):
+    """With a QMVOS network, the core also carries the object queries from frame to frame
+    (QMVOS Sec. 3.2): after each frame they are rebuilt by the SIM from the frame's hard
+    prediction (merged with any given mask), or, with query_propagation="first", kept from the
+    frame where each object was given. With `record_attention`, the QCIM attention of the last
+    segmented frame is kept in `last_attention` (see QMVOS.segment)."""
+
+    def __init__(self, network, config: InferenceConfig | None = None, record_attention: bool = False):
         self.network = network
         self.config = config or InferenceConfig()
+        self.record_attention = record_attention
         self.clear_memory()
 
     def clear_memory(self) -> None:
@@ -28,6 +35,8 @@ class InferenceCore:
         self.last_deep_update_index = -self.config.deep_update_every
         self.memory = MemoryManager(self.config, self.network.hidden_dim)
         self.all_labels: list[int] = []  # internal object indices 1..N
+        self.queries: torch.Tensor | None = None  # 1 x N x C (QMVOS only)
+        self.last_attention: dict | None = None
 
     @property
     def num_objects(self) -> int:
@@ -65,8 +74,14 @@ class InferenceCore:
         prob_no_bg = prob_with_bg = None
         if need_segment:
             readout = self.memory.match_memory(key, selection).unsqueeze(0)  # 1 x N x Cv x h x w
-            hidden, _, prob_with_bg = self.network.segment((f16, f8, f4), readout, self.memory.hidden,
-                                                           h_out=is_normal_update, strip_bg=False)
+            if self.network.uses_queries:
+                out = self.network.segment((f16, f8, f4), readout, self.memory.hidden, self.queries,
+                                           h_out=is_normal_update, strip_bg=False, need_weights=self.record_attention)
+                hidden, _, prob_with_bg = out[:3]
+                self.last_attention = out[3] if self.record_attention else None
+            else:
+                hidden, _, prob_with_bg = self.network.segment((f16, f8, f4), readout, self.memory.hidden,
+                                                               h_out=is_normal_update, strip_bg=False)
             prob_with_bg = prob_with_bg[0]  # (N + 1) x H' x W'
             prob_no_bg = prob_with_bg[1:]
             if is_normal_update:
@@ -85,6 +100,9 @@ class InferenceCore:
             prob_with_bg = aggregate(mask, dim=0)
             self.memory.create_hidden_state(len(self.all_labels), key)
 
+        if self.network.uses_queries and not end:
+            self.update_queries((f16, f8, f4), prob_with_bg)
+
         if is_memory_frame:
             value, hidden = self.network.encode_value(image, f16, self.memory.hidden, prob_with_bg[1:].unsqueeze(0),
                                                       deep_update=is_deep_update)
@@ -97,7 +115,21 @@ class InferenceCore:
 
         return unpad(prob_with_bg, pad)
 
+    def update_queries(self, features, prob_with_bg: torch.Tensor) -> None:
+        """Queries for the next frame from this frame's hard masks (argmax of (N + 1) x H x W)."""
+        num_objects = prob_with_bg.shape[0] - 1
+        hard = prob_with_bg.argmax(0)  # H x W, 0 = background
+        masks = torch.stack([hard == i for i in range(1, num_objects + 1)]).unsqueeze(0)  # 1 x N x H x W
+        queries, _ = self.network.init_queries(features, masks)
+        have = 0 if self.queries is None else self.queries.shape[1]
+        if self.network.config.query_propagation == "first" and have:
+            queries = torch.cat([self.queries, queries[:, have:]], 1)  # known objects keep theirs
+        self.queries = queries
+
     def delete_objects(self, labels: list[int]) -> None:
         """Forget internal objects (1-based); the remaining ones are renumbered 1..N in order."""
         self.memory.delete_objects(labels)
+        if self.queries is not None:
+            keep = [i for i in range(self.queries.shape[1]) if (i + 1) not in set(labels)]
+            self.queries = self.queries[:, keep]
         self.all_labels = list(range(1, len(self.all_labels) - len(set(labels)) + 1))

@@ -36,22 +36,27 @@ class FrameResult:
     labels: H x W uint8 map of the original object ids (0 background).
     prob: (N + 1) x H x W float probabilities: background, then objects by ascending id.
     object_ids: the ids of the N prob channels after the background, ascending.
+    attention: QMVOS only, with record_attention: the QCIM attention of this frame, with queries
+        and objects in internal order (`internal_ids`): "self" 1 x N x heads x N and "cross"
+        1 x N x heads x N_obj x h x w over the stride-16 readout grid of each object.
     """
 
     index: int
     labels: np.ndarray
     prob: torch.Tensor
     object_ids: list[int]
+    attention: dict | None = None
+    internal_ids: list[int] | None = None
 
 
 class VideoSegmenter:
     def __init__(self, network, config: InferenceConfig | None = None, device: str | torch.device = "cpu",
-                 amp: bool = False):
+                 amp: bool = False, record_attention: bool = False):
         self.network = network
         self.config = config or InferenceConfig()
         self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
-        self.core = InferenceCore(network, self.config)
+        self.core = InferenceCore(network, self.config, record_attention=record_attention)
         self.object_ids: list[int] = []  # original id of internal object i + 1
         self.frame_index = -1
 
@@ -112,7 +117,8 @@ class VideoSegmenter:
         ids_sorted = [self.object_ids[i] for i in order]
         lookup = torch.tensor([0] + ids_sorted, device=prob.device, dtype=torch.uint8)
         labels = lookup[prob.argmax(0)].cpu().numpy()
-        return FrameResult(self.frame_index, labels, prob, ids_sorted)
+        attention, self.core.last_attention = self.core.last_attention, None
+        return FrameResult(self.frame_index, labels, prob, ids_sorted, attention, list(self.object_ids))
 
 
 def segment_video(segmenter: VideoSegmenter, frames: Iterable, masks: dict[int, np.ndarray],

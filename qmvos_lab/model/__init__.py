@@ -1,7 +1,17 @@
-"""The network: XMem (and, from the QMVOS issue on, its query-modulated variant)."""
+"""The network: XMem, and QMVOS (XMem with object queries)."""
 
+from ..config import ModelConfig
 from .aggregate import aggregate
 from .memory_read import get_similarity, read_memory, readout, softmax_affinity
 from .network import XMem
+from .qmvos import QMVOS
 
-__all__ = ["XMem", "aggregate", "get_similarity", "read_memory", "readout", "softmax_affinity"]
+
+def build_network(config: ModelConfig | None = None) -> XMem:
+    """XMem, or QMVOS when `config.queries` is set."""
+    config = config or ModelConfig()
+    return QMVOS(config) if config.queries else XMem(config)
+
+
+__all__ = ["XMem", "QMVOS", "build_network", "aggregate", "get_similarity", "read_memory", "readout",
+           "softmax_affinity"]

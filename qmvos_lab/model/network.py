@@ -30,6 +30,8 @@ def others_mask(masks: torch.Tensor) -> torch.Tensor:
 
 
 class XMem(nn.Module):
+    uses_queries = False
+
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config or ModelConfig()
