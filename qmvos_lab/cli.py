@@ -61,6 +61,24 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.root is None:
+        args.root = "data" if args.action == "download" else "data/generated"
+    if args.action == "download":
+        from .data.datasets import download_dataset
+
+        root = download_dataset(args.name, args.root, url=args.url, sha256=args.sha256, progress=not args.quiet)
+        print(f"{args.name} is in {root}")
+    else:
+        from .data.synthetic import SPLITS, write_split
+
+        if args.name not in SPLITS:
+            raise UserError(f"unknown generated split {args.name!r}; choose from {', '.join(SPLITS)}")
+        root = write_split(args.root, args.name, num_videos=args.videos, overwrite=args.overwrite)
+        print(f"{args.name} is in {root} (DAVIS layout: JPEGImages, Annotations, Given, ImageSets)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -149,6 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--overwrite", action="store_true", help="replace an output folder that holds files")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
     segment.set_defaults(func=cmd_segment)
+
+    data = sub.add_parser("data", help="download datasets or write the generated set",
+                          description="Download DAVIS / YouTube-VOS (resumable, checksummed) or write a "
+                                      "split of the generated video set in the DAVIS layout.")
+    data.add_argument("action", choices=["download", "generate"])
+    data.add_argument("name", help="download: davis, davis2016, youtube; generate: synthetic-val, "
+                                   "synthetic-hard, synthetic-train")
+    data.add_argument("--root", default=None, help="target folder (default data/ or data/generated/)")
+    data.add_argument("--url", help="download from this URL instead (mirrors; required for youtube)")
+    data.add_argument("--sha256", help="expected SHA-256 of the archive")
+    data.add_argument("--videos", type=int, help="generate: number of videos (default: the split's)")
+    data.add_argument("--overwrite", action="store_true", help="generate: rewrite an existing split")
+    data.add_argument("--quiet", action="store_true", help="no progress bar")
+    data.set_defaults(func=cmd_data)
 
     evaluate = sub.add_parser(
         "evaluate", help="J&F against DAVIS-style annotations",

@@ -18,6 +18,8 @@ from ..errors import UserError
 from .masks import read_label_map
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the encoders' input normalisation
+IMAGENET_STD = (0.229, 0.224, 0.225)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 
 

@@ -7,8 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..data.frames import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_image_tensor(image, device: torch.device | str = "cpu") -> torch.Tensor:
