@@ -23,18 +23,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from parity_xmem_network import randomised_state, rel_err  # noqa: E402
+from parity_xmem_network import patch_resnets_without_downloads, randomised_state, rel_err  # noqa: E402
 
 from qmvos_lab.config import ModelConfig  # noqa: E402
 from qmvos_lab.model import QMVOS, XMem  # noqa: E402
 
 
 def import_released(repo: str):
-    sys.path.insert(0, repo)
-    resnet = importlib.import_module("model.resnet")
-    r18, r50 = resnet.resnet18, resnet.resnet50
-    resnet.resnet18 = lambda pretrained=True, extra_dim=0: r18(False, extra_dim)
-    resnet.resnet50 = lambda pretrained=True, extra_dim=0: r50(False, extra_dim)
+    patch_resnets_without_downloads(repo)
     attention = importlib.import_module("model.attention_block")
     attention.SelfAtt_FFN.forward_ffn = lambda self, x: x  # the released crash, patched to the described FFN
     network = importlib.import_module("model.network")

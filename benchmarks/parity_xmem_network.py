@@ -22,13 +22,19 @@ from qmvos_lab.model import memory_read as ours_mem
 from qmvos_lab.model.aggregate import aggregate as ours_aggregate
 
 
-def import_official(repo: str):
-    """Import the official XMem modules without letting them download ImageNet weights."""
+def patch_resnets_without_downloads(repo: str) -> None:
+    """Put `repo` on the path and make its `model.resnet` builders skip the ImageNet download
+    (the XMem and QMVOS repositories share this module)."""
     sys.path.insert(0, repo)
     resnet = importlib.import_module("model.resnet")
     r18, r50 = resnet.resnet18, resnet.resnet50
     resnet.resnet18 = lambda pretrained=True, extra_dim=0: r18(False, extra_dim)
     resnet.resnet50 = lambda pretrained=True, extra_dim=0: r50(False, extra_dim)
+
+
+def import_official(repo: str):
+    """Import the official XMem modules without letting them download ImageNet weights."""
+    patch_resnets_without_downloads(repo)
     network = importlib.import_module("model.network")
     memory_util = importlib.import_module("model.memory_util")
     aggregate = importlib.import_module("model.aggregate")

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
+from .atomic import atomic_path
 from .config import ModelConfig
 from .download import default_cache_dir, download
 from .errors import CheckpointError, DownloadError
@@ -232,16 +233,10 @@ def qmvos_from_xmem(source, config: ModelConfig | None = None, progress: bool = 
 
 def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:
     """Write a QMVOS Lab checkpoint (network + config + `extra`) atomically: temp file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(), **extra}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(content, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------

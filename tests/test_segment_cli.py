@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import make_video
 from qmvos_lab.cli import main
-from qmvos_lab.data.masks import davis_palette, write_label_map
+from qmvos_lab.data.masks import write_label_map
 
 
 @pytest.fixture

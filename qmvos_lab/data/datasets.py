@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..download import download, sha256_of
 from ..errors import DownloadError, UserError
 
@@ -44,12 +45,10 @@ def _recorded(root: Path) -> dict:
 
 
 def _record(root: Path, filename: str, digest: str) -> None:
-    path = root / "downloads" / "checksums.json"
     table = _recorded(root)
     table[filename] = digest
-    tmp = path.with_name(f".checksums.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(root / "downloads" / "checksums.json") as tmp:
+        tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
 def download_dataset(name: str, root: str | os.PathLike = "data", url: str | None = None,

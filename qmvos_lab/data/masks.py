@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import atomic_path
 from ..errors import UserError
 
 VOID_LABEL = 255
@@ -65,11 +66,6 @@ def write_label_map(path: str | os.PathLike, labels: np.ndarray, palette: bytes 
     height, width = labels.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
     image.putpalette(palette if palette is not None else davis_palette())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..data.masks import VOID_LABEL, read_label_map
 from ..errors import UserError
 from .metrics import f_measure_frames, jaccard, statistics
@@ -78,9 +79,12 @@ def evaluate_sequence(gt: np.ndarray, pred: np.ndarray, davis2016: bool = False,
                             f"has only {num_objects} objects; predicted ids must match the annotation")
         ids = np.arange(1, num_objects + 1)[:, None, None, None]
         gt_objects, pred_objects = evaluated[None] == ids, pred[None] == ids  # N x T x H x W
-    j = np.stack([jaccard(gt_objects[i], pred_objects[i]) for i in range(num_objects)]) if num_objects else np.zeros((0, len(pred)))
-    f = np.stack([f_measure_frames(gt_objects[i], pred_objects[i]) for i in range(num_objects)]) if num_objects else np.zeros((0, len(pred)))
-    return j.reshape(num_objects, -1), f.reshape(num_objects, -1)
+    j = np.zeros((num_objects, len(pred)))
+    f = np.zeros((num_objects, len(pred)))
+    for i in range(num_objects):
+        j[i] = jaccard(gt_objects[i], pred_objects[i])
+        f[i] = f_measure_frames(gt_objects[i], pred_objects[i])
+    return j, f
 
 
 def _sequence_files(gt_root: Path, results_root: Path, seq: str) -> tuple[list[Path], list[Path]]:
@@ -142,17 +146,10 @@ def evaluate_folders(gt_root: str | os.PathLike, results_root: str | os.PathLike
 
 def write_results(result: EvaluationResult, output_dir: str | os.PathLike) -> list[Path]:
     """Write global_results.csv and per-sequence_results.csv at full float precision, atomically."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in (("global_results.csv", result.global_results),
                         ("per-sequence_results.csv", result.per_sequence)):
-        path = output_dir / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(Path(output_dir) / name) as tmp:
             table.to_csv(tmp, index=False, float_format="%.17g")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
+        written.append(Path(output_dir) / name)
     return written

@@ -12,6 +12,7 @@ import os
 import zipfile
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import UserError
 
 
@@ -34,13 +35,8 @@ def package_youtube_submission(results_root: str | os.PathLike, frames_root: str
             if not mask.is_file():
                 raise UserError(f"result {mask} is missing: the submission needs a mask for every frame of {frames_root / video}")
             entries.append((mask, f"Annotations/{video}/{frame.stem}.png"))
-    output_zip.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_zip.with_name(f".{output_zip.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(output_zip) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
             for source, name in entries:
                 archive.write(source, name)
-        os.replace(tmp, output_zip)
-    finally:
-        tmp.unlink(missing_ok=True)
     return output_zip, len(entries)

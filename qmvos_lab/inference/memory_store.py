@@ -104,7 +104,10 @@ class KeyValueStore:
     def sliced(self, start: int, end: int):
         """(key, shrinkage, selection, usage) of elements start:end (end 0 = to the end)."""
         window = slice(start, None if end == 0 else end)
-        pick = (lambda x: None if x is None else x[:, :, window])
+
+        def pick(x):
+            return None if x is None else x[:, :, window]
+
         return pick(self.key), pick(self.shrinkage), pick(self.selection), self.usage()[:, :, window]
 
     def sieve_by_range(self, start: int, end: int, min_size: int) -> None:
