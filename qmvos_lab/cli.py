@@ -79,6 +79,47 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_settings(pairs: list[str]) -> dict:
+    """--set key=value ... -> typed values (JSON where it parses: numbers, true/false, lists)."""
+    import json
+
+    settings = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise UserError(f"--set {pair}: expected key=value")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.presets import preset
+    from .train.trainer import Trainer
+
+    overrides = _parse_settings(args.set or [])
+    overrides["ablation"] = args.ablation or args.model
+    try:
+        config = preset(args.preset, **overrides)
+    except (ValueError, TypeError) as error:
+        raise UserError(str(error)) from None
+    name = args.name or f"{args.preset}-{config.ablation}"
+    config.name = name
+    run_dir = Path(args.runs_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()) and not args.resume and not args.overwrite:
+        raise UserError(f"run folder {run_dir} exists; pass --resume to continue it or --overwrite to restart")
+    trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
+    history = trainer.train()
+    if trainer.rank == 0:
+        last = history[-1] if history else {}
+        state = "finished" if trainer.iteration >= config.iterations else "stopped (resume with --resume)"
+        print(f"{name}: {state} at iteration {trainer.iteration}; last loss {last.get('loss', float('nan')):.4f}; "
+              f"run folder {run_dir}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -167,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--overwrite", action="store_true", help="replace an output folder that holds files")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
     segment.set_defaults(func=cmd_segment)
+
+    train = sub.add_parser(
+        "train", help="train XMem or QMVOS (or a Table 3 ablation) from a preset",
+        description="Train from a preset (cpu-tiny, gpu-davis16, paper). Writes runs/<name>/: config.json, "
+                    "metrics.jsonl, checkpoint.pth (resumable) and final.pth. Under torchrun the same command "
+                    "trains with DistributedDataParallel.")
+    train.add_argument("--preset", required=True, choices=["cpu-tiny", "gpu-davis16", "paper"])
+    train.add_argument("--model", default="qmvos", choices=["xmem", "qmvos"], help="default qmvos")
+    train.add_argument("--ablation", help="a Table 3 variant: sim-f16, sim-f8, sim-f16-f8-f4, no-interaction, "
+                                          "qcim-f16, first-frame-queries (overrides --model)")
+    train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                       help="override preset settings, e.g. iterations=500 lr=5e-5 init=XMem")
+    train.add_argument("--name", help="run name (default <preset>-<model>)")
+    train.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs/)")
+    train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint.pth")
+    train.add_argument("--overwrite", action="store_true", help="restart a run whose folder exists")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="download datasets or write the generated set",
                           description="Download DAVIS / YouTube-VOS (resumable, checksummed) or write a "

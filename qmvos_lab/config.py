@@ -126,3 +126,59 @@ class InferenceConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    """A training run (XMem's recipe, kept by QMVOS; presets in qmvos_lab/train/presets.py).
+
+    data: "generated" (drawn in memory), "davis16" (the 240p DAVIS-2016 train split, with pasted
+        multi-object clips), or "davis17+youtube" (the paper's stage 3; needs the full data).
+    init: "scratch", "imagenet" (torchvision encoders; `resnet50`/`resnet18` files or a download),
+        or the path / release name of an XMem or QMVOS checkpoint.
+    lr_steps: fractions of `iterations` where the learning rate is multiplied by `gamma`.
+    start_warm / end_warm: fractions of `iterations` for the bootstrapped cross-entropy.
+    """
+
+    name: str = "run"
+    ablation: str = "qmvos"
+    data: str = "generated"
+    data_root: str = ""
+    init: str = "scratch"
+    resnet50: str = ""
+    resnet18: str = ""
+    iterations: int = 200
+    batch_size: int = 4
+    lr: float = 1e-4
+    lr_steps: tuple[float, ...] = (0.8,)
+    gamma: float = 0.1
+    weight_decay: float = 0.05
+    grad_clip: float = 3.0
+    num_frames: int = 8
+    num_ref_frames: int = 3
+    crop_size: int = 384
+    max_objects: int = 3
+    start_warm: float = 0.2
+    end_warm: float = 0.7
+    deep_update_prob: float = 0.2
+    samples_per_epoch: int = 2000
+    workers: int = 2
+    amp: bool = False
+    compile: bool = False
+    channels_last: bool = False
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    tensorboard: bool = False
+
+    def __post_init__(self):
+        self.lr_steps = tuple(self.lr_steps)
+        if self.iterations <= 0 or self.batch_size <= 0 or self.num_frames < 2:
+            raise ValueError("TrainConfig needs iterations > 0, batch_size > 0 and num_frames >= 2")
+        if not 0 <= self.start_warm <= self.end_warm <= 1:
+            raise ValueError("TrainConfig needs 0 <= start_warm <= end_warm <= 1 (fractions of the iterations)")
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["lr_steps"] = list(self.lr_steps)
+        return values

@@ -111,6 +111,20 @@ class GeneratedSource:
         return generated.frames[indices], generated.labels[indices], generated.name
 
 
+class MixedSource:
+    """Draw each clip from one of several sources, with given probabilities."""
+
+    def __init__(self, sources: list, weights: list[float]):
+        self.sources, self.weights = sources, np.asarray(weights, dtype=float) / sum(weights)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sources)
+
+    def sample(self, rng: np.random.Generator, num_frames: int, max_skip: int, video: int | None = None):
+        source = self.sources[int(rng.choice(len(self.sources), p=self.weights))]
+        return source.sample(rng, num_frames, max_skip)
+
+
 class PastingSource:
     """Multi-object clips from single-object videos (e.g. DAVIS-2016): the object of 1 or 2 other
     videos, randomly scaled and shifted, is pasted over a base clip with its mask; pasted objects
@@ -196,13 +210,17 @@ class VOSClips(Dataset):
     def max_skip(self) -> int:
         return max_skip_at(self._progress.value)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        """`key` is an index, or (index, progress) from a sampler that knows when the item is used
+        (so that prefetching workers apply the curriculum of the item's own iteration)."""
+        index, progress = key if isinstance(key, tuple) else (key, self._progress.value)
         rng = np.random.default_rng([self.seed, self._epoch.value, index])
         torch.manual_seed(int(rng.integers(2 ** 63 - 1)))  # v2 transforms draw from torch's RNG
-        light = self._progress.value >= LIGHT_PHASE
+        light = progress >= LIGHT_PHASE
+        max_skip = max_skip_at(progress)
         c = self.config
         for attempt in range(20):
-            frames, labels, name = self.source.sample(rng, c.num_frames, self.max_skip)
+            frames, labels, name = self.source.sample(rng, c.num_frames, max_skip)
             if rng.random() < c.reverse_prob:
                 frames, labels = frames[::-1], labels[::-1]
             video = tv_tensors.Video(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2))
@@ -257,8 +275,15 @@ class StaticPseudoVideos(Dataset):
         index = int(rng.choice(sorted(sequence.ground_truth)))
         return sequence.read_frame(index), sequence.read_mask(sequence.ground_truth[index])
 
-    def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng([self.seed, index])
+    def set_progress(self, progress: float) -> None:  # the same interface as VOSClips
+        pass
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, key) -> dict:
+        index = key[0] if isinstance(key, tuple) else key
+        rng = np.random.default_rng([self.seed, getattr(self, "epoch", 0), index])
         torch.manual_seed(int(rng.integers(2 ** 63 - 1)))
         image, mask = self._pair(rng)
         image = tv_tensors.Image(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1))

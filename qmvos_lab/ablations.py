@@ -1,0 +1,23 @@
+"""The ablations of QMVOS Table 3, by name: each is a set of ModelConfig switches."""
+
+from __future__ import annotations
+
+from .config import ModelConfig
+
+ABLATIONS = {
+    "xmem": {"queries": False},  # the baseline: no queries
+    "qmvos": {"queries": True},  # the full model (released variant)
+    "sim-f16": {"queries": True, "sim_scales": ("f16",)},  # Table 3b
+    "sim-f8": {"queries": True, "sim_scales": ("f8",)},
+    "sim-f16-f8-f4": {"queries": True, "sim_scales": ("f16", "f8", "f4")},
+    "no-interaction": {"queries": True, "sim_interaction": False},  # Table 3c
+    "qcim-f16": {"queries": True, "qcim_source": "f16"},  # Table 3d
+    "first-frame-queries": {"queries": True, "query_propagation": "first"},  # Table 3e
+}
+
+
+def model_config(name: str, **dims) -> ModelConfig:
+    """The ModelConfig of a named ablation (dimensions as given, else the defaults)."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}")
+    return ModelConfig(**dims, **ABLATIONS[name])

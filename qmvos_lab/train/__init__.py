@@ -1,0 +1,1 @@
+"""Training: losses, the training pass over a clip (XMem's recipe, kept by QMVOS)."""

@@ -1,0 +1,32 @@
+"""Training presets: `cpu-tiny` (minutes on 2 CPU cores, generated data), `gpu-davis16` (one GPU,
+the 240p DAVIS-2016 train split + pasted multi-object clips) and `paper` (QMVOS's stage-3
+settings for users with DAVIS-2017 + YouTube-VOS: batch 16, 60k + 5k iterations, lr 2e-5,
+8 frames, 384 crops; start from an XMem stage-0 checkpoint, or train stage 0 with data="static")."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import TrainConfig
+
+PRESETS = {
+    "cpu-tiny": dict(data="generated", iterations=60, batch_size=2, num_frames=4, crop_size=64, lr=1e-4,
+                     lr_steps=(0.8,), start_warm=0.3, end_warm=0.8, samples_per_epoch=400, workers=1,
+                     log_every=5, checkpoint_every=30),
+    "gpu-davis16": dict(data="davis16", iterations=3000, batch_size=8, num_frames=8, crop_size=384, lr=5e-5,
+                        lr_steps=(0.8,), amp=True, workers=8, samples_per_epoch=20000, log_every=20,
+                        checkpoint_every=500),
+    "paper": dict(data="davis17+youtube", iterations=65000, batch_size=16, num_frames=8, crop_size=384, lr=2e-5,
+                  lr_steps=(60000 / 65000,), start_warm=20000 / 65000, end_warm=50000 / 65000, amp=True, workers=16,
+                  samples_per_epoch=100000, log_every=100, checkpoint_every=5000),
+}
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}; known: {', '.join(sorted(fields))}")
+    return TrainConfig(**{**PRESETS[name], "name": name, **overrides})

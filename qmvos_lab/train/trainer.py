@@ -1,0 +1,293 @@
+"""The trainer: optimisation, checkpoints that resume exactly, metrics, and DDP through torchrun.
+
+`Trainer(config, run_dir).train()` runs `config.iterations` iterations of the training pass
+(clip_pass.py) with AdamW, MultiStepLR, gradient clipping and frozen BatchNorm (as upstream),
+optionally with autocast (bf16 where supported). It writes into `run_dir`:
+    config.json          the TrainConfig and the ModelConfig
+    metrics.jsonl        one line per `log_every` iterations (loss, lr, it/s, memory)
+    checkpoint.pth       the latest training checkpoint (network, optimiser, scheduler, scaler,
+                         iteration, data position, RNG states), rewritten atomically
+    final.pth            the trained network (a QMVOS Lab checkpoint, loadable by segment)
+SIGINT / SIGTERM save a checkpoint before exiting; `resume=True` continues from checkpoint.pth
+exactly (same losses as an uninterrupted run on the CPU).
+
+Run under `torchrun --nproc_per_node N` the same code trains with DistributedDataParallel (gloo
+on the CPU, NCCL on GPUs); each rank draws different clips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..ablations import model_config
+from ..atomic import atomic_path
+from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, save_checkpoint
+from ..config import TrainConfig
+from ..errors import UserError
+from ..model import build_network
+from .clip_pass import PassConfig, clip_pass, unwrap
+from .data import build_dataset
+from .losses import clip_loss
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Items of one epoch: a permutation fixed by (seed, epoch), split across ranks, from `start`.
+
+    Each item comes as (index, progress): the training progress of the iteration that will use it,
+    so that the data curriculum does not depend on how far workers prefetch.
+    """
+
+    def __init__(self, length: int, seed: int, batch_size: int, iterations: int, rank: int = 0, world: int = 1):
+        self.length, self.seed, self.rank, self.world = length, seed, rank, world
+        self.batch_size, self.iterations = batch_size, iterations
+        self.epoch, self.start, self.first_iteration = 0, 0, 0
+
+    def set_position(self, epoch: int, start: int, first_iteration: int) -> None:
+        self.epoch, self.start, self.first_iteration = epoch, start, first_iteration
+
+    def indices(self) -> list[int]:
+        order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        return order[self.rank::self.world].tolist()
+
+    def __iter__(self):
+        for k, index in enumerate(self.indices()[self.start:]):
+            yield index, (self.first_iteration + k // self.batch_size) / self.iterations
+
+    def __len__(self) -> int:
+        return len(self.indices()) - self.start
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """BatchNorm layers keep their running statistics (eval mode) while training, as upstream."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+                 callback: Callable[[dict], None] | None = None, progress: bool = True):
+        self.config, self.run_dir, self.callback, self.progress = config, Path(run_dir), callback, progress
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self._seed_everything(config.seed * 1000 + self.rank)
+        self.model = self._build_model().to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if config.compile:  # in place, so that state-dict keys stay those of the released networks
+            for part in (self.model.key_encoder, self.model.value_encoder, self.model.decoder):
+                part.compile()
+        self.network = self.model
+        if self.distributed:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[local_rank] if self.device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=True)  # the deep update is random
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                           lr=config.lr, weight_decay=config.weight_decay)
+        milestones = [int(f * config.iterations) for f in config.lr_steps]
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, config.gamma)
+        self.amp_dtype = None
+        if config.amp and self.device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.dataset = build_dataset(config)
+        self.sampler = EpochSampler(len(self.dataset), config.seed, config.batch_size, config.iterations,
+                                    self.rank, self.world)
+        self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)  # memory picks, deep updates
+        self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.stop_requested = False
+        self.tensorboard = None
+        if config.tensorboard and self.rank == 0:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError("tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        if resume:
+            self._load_training_checkpoint()
+        elif self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.run_dir / "config.json") as tmp:
+                tmp.write_text(json.dumps({"train": config.to_dict(), "model": self.network.config.to_dict()},
+                                          indent=2) + "\n")
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------------------ set-up
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2 ** 32)
+        random.seed(seed)
+
+    def _build_model(self):
+        c = self.config
+        if c.init in ("scratch", "imagenet"):
+            model = build_network(model_config(c.ablation))
+            if c.init == "imagenet":
+                init_from_imagenet(model, c.resnet50 or None, c.resnet18 or None, seed=c.seed)
+            return model
+        if c.ablation == "xmem":
+            return load_checkpoint(c.init, progress=self.rank == 0)
+        loaded = load_checkpoint(c.init, progress=self.rank == 0)
+        wanted = model_config(c.ablation, key_dim=loaded.key_dim, value_dim=loaded.value_dim,
+                              hidden_dim=loaded.hidden_dim)
+        if loaded.config == wanted:
+            return loaded
+        if loaded.config.queries:
+            raise UserError(f"checkpoint {c.init} is a {loaded.checkpoint_info.variant} network, not the "
+                            f"{c.ablation} variant asked for")
+        model, _ = qmvos_from_xmem(c.init, wanted, progress=False)
+        return model
+
+    def _loader(self):
+        self.sampler.set_position(self.epoch, self.batch_in_epoch * self.config.batch_size, self.iteration)
+        self.dataset.set_epoch(self.epoch)
+        workers = self.config.workers
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.config.batch_size, sampler=self.sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=False,
+            worker_init_fn=None, multiprocessing_context="fork" if workers > 0 else None)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def _training_state(self) -> dict:
+        return {"iteration": self.iteration, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "train_config": self.config.to_dict(),
+                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                        "generator": self.generator.get_state()}}
+
+    def save(self, name: str = "checkpoint.pth") -> Path | None:
+        if self.rank != 0:
+            return None
+        return save_checkpoint(self.network, self.run_dir / name, **self._training_state())
+
+    def _load_training_checkpoint(self) -> None:
+        path = self.run_dir / "checkpoint.pth"
+        if not path.is_file():
+            raise UserError(f"nothing to resume: {path} not found")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration, self.epoch, self.batch_in_epoch = state["iteration"], state["epoch"], state["batch_in_epoch"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.generator.set_state(rng["generator"].cpu())
+
+    # ------------------------------------------------------------------------------ training
+    def _request_stop(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def step(self, batch: dict) -> dict:
+        c = self.config
+        frames = batch["frames"].to(self.device, non_blocking=True)
+        masks = batch["masks"].to(self.device, non_blocking=True)
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        selector = batch["selector"].to(self.device, non_blocking=True)
+        num_objects = [int(n) for n in batch["num_objects"]]
+        self.model.train()
+        freeze_batchnorm(self.model)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        with autocast:
+            out = clip_pass(self.model, frames, masks, selector, PassConfig(c.num_ref_frames, c.deep_update_prob),
+                            self.generator)
+            losses = clip_loss([x.float() for x in out["logits"]], [x.float() for x in out["probs"]], labels,
+                               num_objects, self.iteration, int(c.start_warm * c.iterations),
+                               int(c.end_warm * c.iterations))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"loss": losses["total"].item(), "ce": float(losses["ce"].detach()),
+                "dice": float(losses["dice"].detach()), "p": losses["p"], "grad_norm": float(grad_norm)}
+
+    def train(self) -> list[dict]:
+        """Run to `config.iterations`; returns the logged metrics of this call."""
+        c = self.config
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        history, tic, since = [], time.perf_counter(), 0
+        bar = None
+        if self.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=c.iterations, initial=self.iteration, desc=f"train {c.name}", unit="it")
+        try:
+            while self.iteration < c.iterations and not self.stop_requested:
+                for batch in self._loader():
+                    metrics = self.step(batch)
+                    self.iteration += 1
+                    self.batch_in_epoch += 1
+                    since += 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+                    if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
+                        elapsed = time.perf_counter() - tic
+                        record = {"iteration": self.iteration, **metrics, "lr": self.scheduler.get_last_lr()[0],
+                                  "it_per_s": since / max(elapsed, 1e-9), "memory_mib": self._memory_mib()}
+                        history.append(record)
+                        self._log(record)
+                        tic, since = time.perf_counter(), 0
+                    if self.iteration % c.checkpoint_every == 0:
+                        self.save()
+                    if self.iteration >= c.iterations or self.stop_requested:
+                        break
+                else:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if bar is not None:
+                bar.close()
+        self.save()
+        if self.iteration >= c.iterations and self.rank == 0:
+            save_checkpoint(self.network, self.run_dir / "final.pth", iteration=self.iteration)
+        return history
+
+    def _memory_mib(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _log(self, record: dict) -> None:
+        if self.rank != 0:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != "iteration":
+                    self.tensorboard.add_scalar(f"train/{key}", value, record["iteration"])
+        if self.callback is not None:
+            self.callback(record)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
