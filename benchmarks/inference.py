@@ -20,17 +20,16 @@ import numpy as np
 import torch
 
 from qmvos_lab.config import InferenceConfig
-from qmvos_lab.demo import moving_discs_clip
+from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.model import XMem
 
 
 def looping_frames(length: int, height: int, width: int, objects: int):
-    """A 50-frame generated clip played forwards and backwards for `length` frames."""
-    frames, labels = moving_discs_clip(50, height, width, objects, seed=0)
-    frames = (frames.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    """A 50-frame generated video played forwards and backwards for `length` frames."""
+    video = generate_video(SyntheticConfig(num_objects=objects, length=50, height=height, width=width), seed=0)
     order = list(range(50)) + list(range(49, -1, -1))
-    return [frames[order[t % 100]] for t in range(length)], labels[0].numpy().astype(np.uint8)
+    return [video.frames[order[t % 100]] for t in range(length)], video.labels[0]
 
 
 def memory_mib(device: torch.device) -> tuple[float, float]:

@@ -154,6 +154,9 @@ class TrainConfig:
     gamma: float = 0.1
     weight_decay: float = 0.05
     grad_clip: float = 3.0
+    # BatchNorm frozen as upstream when starting from trained weights; from scratch its statistics
+    # must be learnt (frozen initial statistics are the identity, and deep activations explode)
+    freeze_batchnorm: bool | None = None  # None: freeze unless init == "scratch"
     num_frames: int = 8
     num_ref_frames: int = 3
     crop_size: int = 384

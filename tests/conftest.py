@@ -113,6 +113,29 @@ def xmem_checkpoint(tmp_path_factory, small_xmem):
     return path
 
 
+def moving_discs_clip(num_frames: int, height: int, width: int, num_objects: int, seed: int = 0):
+    """Coloured discs moving over a smooth background: frames T x 3 x H x W in [0, 1], labels T x H x W."""
+    gen = torch.Generator().manual_seed(seed)
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    background = torch.stack([0.5 + 0.2 * torch.sin(xs / 17.0), 0.5 + 0.2 * torch.cos(ys / 11.0),
+                              0.4 + 0.1 * torch.sin((xs + ys) / 23.0)])
+    colours = torch.rand(num_objects, 3, generator=gen)
+    start = torch.rand(num_objects, 2, generator=gen) * torch.tensor([height, width]) * 0.6 + 0.15 * min(height, width)
+    velocity = (torch.rand(num_objects, 2, generator=gen) - 0.5) * 16
+    radius = min(height, width) / 8
+    frames, labels = [], []
+    for t in range(num_frames):
+        frame, label = background.clone(), torch.zeros(height, width, dtype=torch.long)
+        for i in range(num_objects):
+            cy, cx = (start[i] + velocity[i] * t).tolist()
+            inside = (ys - cy) ** 2 + (xs - cx) ** 2 <= radius ** 2
+            frame[:, inside] = colours[i, :, None]
+            label[inside] = i + 1
+        frames.append(frame)
+        labels.append(label)
+    return torch.stack(frames), torch.stack(labels)
+
+
 def make_video(root: Path, num_frames: int = 8, height: int = 48, width: int = 64, late_frame: int = 4):
     """A generated clip on disk: JPEG frames, and palette masks with non-contiguous ids (4, 2 on the
     first frame; 7 entering at `late_frame`). Returns (frames dir, masks dir, label maps)."""
@@ -120,7 +143,6 @@ def make_video(root: Path, num_frames: int = 8, height: int = 48, width: int = 6
     from PIL import Image
 
     from qmvos_lab.data.masks import write_label_map
-    from qmvos_lab.demo import moving_discs_clip
 
     frames, labels = moving_discs_clip(num_frames, height, width, num_objects=3, seed=1)
     labels = labels.numpy().astype(np.uint8)

@@ -17,7 +17,7 @@ def hard_pixel_fraction(iteration: int, start_warm: int, end_warm: int, top_p: f
     """p of the bootstrapped cross-entropy at an iteration (1 before start_warm)."""
     if iteration < start_warm:
         return 1.0
-    if iteration > end_warm:
+    if iteration > end_warm or end_warm <= start_warm:
         return top_p
     return top_p + (1 - top_p) * (end_warm - iteration) / (end_warm - start_warm)
 

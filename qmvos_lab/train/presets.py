@@ -22,11 +22,12 @@ PRESETS = {
 }
 
 
-def preset(name: str, **overrides) -> TrainConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+def preset(preset_name: str, **overrides) -> TrainConfig:
+    """The TrainConfig of a preset, with `overrides` (any TrainConfig field, `name` included)."""
+    if preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESETS)}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise ValueError(f"unknown training settings {unknown}; known: {', '.join(sorted(fields))}")
-    return TrainConfig(**{**PRESETS[name], "name": name, **overrides})
+    return TrainConfig(**{**PRESETS[preset_name], "name": preset_name, **overrides})

@@ -206,7 +206,8 @@ class Trainer:
         selector = batch["selector"].to(self.device, non_blocking=True)
         num_objects = [int(n) for n in batch["num_objects"]]
         self.model.train()
-        freeze_batchnorm(self.model)
+        if c.freeze_batchnorm or (c.freeze_batchnorm is None and c.init != "scratch"):
+            freeze_batchnorm(self.model)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
         with autocast:
             out = clip_pass(self.model, frames, masks, selector, PassConfig(c.num_ref_frames, c.deep_update_prob),
