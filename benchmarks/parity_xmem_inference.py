@@ -46,7 +46,7 @@ def load_clip(frames_dir: Path, masks_dir: Path, count: int, size: int):
     return images, masks
 
 
-def run(core, images, masks, late_frame, official: bool):
+def run(core, images, masks, late_frame):
     probs = []
     for t, image in enumerate(images):
         end = t == len(images) - 1
@@ -107,8 +107,8 @@ def main():
                            "min_mid_term_frames": config.min_mid_term_frames,
                            "num_prototypes": config.num_prototypes,
                            "max_long_term_elements": config.max_long_term_elements, "hidden_dim": 64}
-        ours = run(InferenceCore(ours_net, config), images, masks, late_frame, official=False)
-        theirs = run(OfficialCore(official_net, official_config), images, masks, late_frame, official=True)
+        ours = run(InferenceCore(ours_net, config), images, masks, late_frame)
+        theirs = run(OfficialCore(official_net, official_config), images, masks, late_frame)
         max_diff = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
         agree = np.mean([(a.argmax(0) == b.argmax(0)).float().mean().item() for a, b in zip(ours, theirs)])
         entering = f"object 2 enters at frame {late_frame}" if late_frame else "one object"
