@@ -67,6 +67,17 @@ class EpochSampler(torch.utils.data.Sampler):
         return len(self.indices()) - self.start
 
 
+def _numpy_state_to_tensors(state) -> dict:
+    """numpy's RNG state as tensors and numbers, so that checkpoints load with weights_only=True."""
+    name, keys, pos, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_from_tensors(state: dict):
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+
+
 def freeze_batchnorm(model: torch.nn.Module) -> None:
     """BatchNorm layers keep their running statistics (eval mode) while training, as upstream."""
     for module in model.modules():
@@ -170,8 +181,8 @@ class Trainer:
         return {"iteration": self.iteration, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "train_config": self.config.to_dict(),
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                        "generator": self.generator.get_state()}}
+                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_tensors(np.random.get_state()),
+                        "python": random.getstate(), "generator": self.generator.get_state()}}
 
     def save(self, name: str = "checkpoint.pth") -> Path | None:
         if self.rank != 0:
@@ -182,7 +193,7 @@ class Trainer:
         path = self.run_dir / "checkpoint.pth"
         if not path.is_file():
             raise UserError(f"nothing to resume: {path} not found")
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and numbers only
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -190,7 +201,7 @@ class Trainer:
         self.iteration, self.epoch, self.batch_in_epoch = state["iteration"], state["epoch"], state["batch_in_epoch"]
         rng = state["rng"]
         torch.set_rng_state(rng["torch"].cpu())
-        np.random.set_state(rng["numpy"])
+        np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
         random.setstate(rng["python"])
         self.generator.set_state(rng["generator"].cpu())
 

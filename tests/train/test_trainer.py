@@ -58,6 +58,7 @@ def test_resume_continues_exactly_and_writes_the_run_folder(tmp_path):
     run = tmp_path / "resumed"
     assert json.loads((run / "config.json").read_text())["train"]["name"] == "cpu-tiny"
     final = load_checkpoint(run / "final.pth")
+    assert load_checkpoint(run / "checkpoint.pth").config == final.config  # training checkpoints load safely too
     straight_final = torch.load(tmp_path / "straight" / "final.pth", weights_only=True)["network"]
     for name, value in final.state_dict().items():
         torch.testing.assert_close(value, straight_final[name], rtol=0, atol=0)
