@@ -13,16 +13,15 @@ working/long-term memory sizes at the end.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
-import numpy as np
 import torch
 
 from qmvos_lab.config import InferenceConfig
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.model import XMem
+from qmvos_lab.resources import current_memory_mib, peak_memory_mib
 
 
 def looping_frames(length: int, height: int, width: int, objects: int):
@@ -32,14 +31,6 @@ def looping_frames(length: int, height: int, width: int, objects: int):
     return [video.frames[order[t % 100]] for t in range(length)], video.labels[0]
 
 
-def memory_mib(device: torch.device) -> tuple[float, float]:
-    """(current, peak): allocated GPU memory, or the process's resident memory on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated(device) / 2 ** 20, torch.cuda.max_memory_allocated(device) / 2 ** 20
-    with open("/proc/self/statm") as f:
-        resident_pages = int(f.read().split()[1])
-    current = resident_pages * resource.getpagesize() / 2 ** 20
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
@@ -71,12 +62,12 @@ def main():
                     torch.cuda.synchronize(device)
                 now = time.perf_counter()
                 fps_curve.append(chunk / (now - tic))
-                memory_curve.append(memory_mib(device)[0])
+                memory_curve.append(current_memory_mib(device))
                 tic = now
         memory = segmenter.core.memory
         print(f"{length:6d} frames: FPS per tenth {' '.join(f'{f:.2f}' for f in fps_curve)}")
         print(f"{'':14s} memory per tenth (MiB) {' '.join(f'{m:.0f}' for m in memory_curve)}, "
-              f"peak {memory_mib(device)[1]:.0f}; working memory {memory.work_mem.size} elements, "
+              f"peak {peak_memory_mib(device):.0f}; working memory {memory.work_mem.size} elements, "
               f"long-term {memory.long_mem.size}")
 
 

@@ -9,7 +9,6 @@ never leaves a half-written output folder.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .data.frames import FrameSource, load_given_masks, read_palette
 from .data.masks import davis_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
+from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
 
 
@@ -70,12 +70,6 @@ def _full_palette(palette: bytes | None) -> bytes:
     if not palette:
         return base
     return (palette + base[len(palette):])[:768]
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 @dataclass

@@ -35,7 +35,8 @@ from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, 
 from ..config import TrainConfig
 from ..errors import UserError
 from ..model import build_network
-from .clip_pass import PassConfig, clip_pass, unwrap
+from ..resources import peak_memory_mib
+from .clip_pass import PassConfig, clip_pass
 from .data import build_dataset
 from .losses import clip_loss
 
@@ -259,7 +260,7 @@ class Trainer:
                     if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
                         elapsed = time.perf_counter() - tic
                         record = {"iteration": self.iteration, **metrics, "lr": self.scheduler.get_last_lr()[0],
-                                  "it_per_s": since / max(elapsed, 1e-9), "memory_mib": self._memory_mib()}
+                                  "it_per_s": since / max(elapsed, 1e-9), "memory_mib": peak_memory_mib(self.device)}
                         history.append(record)
                         self._log(record)
                         tic, since = time.perf_counter(), 0
@@ -278,13 +279,6 @@ class Trainer:
         if self.iteration >= c.iterations and self.rank == 0:
             save_checkpoint(self.network, self.run_dir / "final.pth", iteration=self.iteration)
         return history
-
-    def _memory_mib(self) -> float:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2 ** 20
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def _log(self, record: dict) -> None:
         if self.rank != 0:
