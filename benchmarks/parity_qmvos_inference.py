@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from parity_qmvos_network import import_released  # noqa: E402
-from parity_xmem_inference import load_clip  # noqa: E402
+from parity_xmem_inference import add_clip_arguments, load_clip  # noqa: E402
 from parity_xmem_network import randomised_state  # noqa: E402
 
 from qmvos_lab.config import InferenceConfig, ModelConfig  # noqa: E402
@@ -34,10 +34,7 @@ from qmvos_lab.model import QMVOS  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--qmvos-repo", required=True)
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis16-240p"
-    parser.add_argument("--frames-dir", type=Path, default=data / "JPEGImages" / "240p" / "bear")
-    parser.add_argument("--masks-dir", type=Path, default=data / "Annotations" / "240p" / "bear")
-    parser.add_argument("--frames", type=int, default=40)
+    add_clip_arguments(parser, frames=40)
     parser.add_argument("--double", action="store_true", help="run both in float64 (separates rounding from logic)")
     args = parser.parse_args()
     if args.double:

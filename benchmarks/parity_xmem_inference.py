@@ -46,6 +46,14 @@ def load_clip(frames_dir: Path, masks_dir: Path, count: int, size: int):
     return images, masks
 
 
+def add_clip_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
+    """The clip both inference parity scripts read: a DAVIS-2016 240p sequence from shared data."""
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis16-240p"
+    parser.add_argument("--frames-dir", type=Path, default=data / "JPEGImages" / "240p" / "bear")
+    parser.add_argument("--masks-dir", type=Path, default=data / "Annotations" / "240p" / "bear")
+    parser.add_argument("--frames", type=int, default=frames)
+
+
 def run(core, images, masks, late_frame):
     probs = []
     for t, image in enumerate(images):
@@ -68,10 +76,7 @@ def run(core, images, masks, late_frame):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--xmem-repo", required=True)
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis16-240p"
-    parser.add_argument("--frames-dir", type=Path, default=data / "JPEGImages" / "240p" / "bear")
-    parser.add_argument("--masks-dir", type=Path, default=data / "Annotations" / "240p" / "bear")
-    parser.add_argument("--frames", type=int, default=60)
+    add_clip_arguments(parser, frames=60)
     parser.add_argument("--late-frame", type=int, default=12)
     args = parser.parse_args()
     torch.set_grad_enabled(False)

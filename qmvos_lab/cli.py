@@ -219,10 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train from a preset (cpu-tiny, gpu-davis16, paper). Writes runs/<name>/: config.json, "
                     "metrics.jsonl, checkpoint.pth (resumable) and final.pth. Under torchrun the same command "
                     "trains with DistributedDataParallel.")
-    train.add_argument("--preset", required=True, choices=["cpu-tiny", "gpu-davis16", "paper"])
+    from .ablations import ABLATIONS
+    from .train.presets import PRESETS
+
+    train.add_argument("--preset", required=True, choices=list(PRESETS))
     train.add_argument("--model", default="qmvos", choices=["xmem", "qmvos"], help="default qmvos")
-    train.add_argument("--ablation", help="a Table 3 variant: sim-f16, sim-f8, sim-f16-f8-f4, no-interaction, "
-                                          "qcim-f16, first-frame-queries (overrides --model)")
+    train.add_argument("--ablation", choices=list(ABLATIONS),
+                       help="a Table 3 variant (overrides --model)")
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                        help="override preset settings, e.g. iterations=500 lr=5e-5 init=XMem")
     train.add_argument("--name", help="run name (default <preset>-<model>)")
