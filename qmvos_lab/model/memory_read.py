@@ -61,8 +61,10 @@ def softmax_affinity(similarity: torch.Tensor, top_k: int | None = None,
     """
     if top_k is not None and top_k < similarity.shape[1]:
         values, indices = torch.topk(similarity, k=top_k, dim=1)  # B x k x P
-        # as upstream, no max subtraction here: the top-k similarities are <= 0 up to rounding
-        weights = values.exp()
+        # upstream exponentiates the raw values; they can be large and positive (the similarity
+        # drops the query's ||q||^2 term), which overflows to inf/inf = NaN for untrained or
+        # drifting keys. Subtracting the maximum first gives the same weights, safely.
+        weights = (values - values[:, :1]).exp()  # topk is sorted: row 0 holds the maximum
         weights = weights / weights.sum(dim=1, keepdim=True)
         affinity = torch.zeros_like(similarity).scatter_(1, indices, weights)  # B x N x P
     else:
