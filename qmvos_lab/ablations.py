@@ -16,8 +16,8 @@ ABLATIONS = {
 }
 
 
-def model_config(name: str, **dims) -> ModelConfig:
-    """The ModelConfig of a named ablation (dimensions as given, else the defaults)."""
+def model_config(name: str, size: str = "base", **dims) -> ModelConfig:
+    """The ModelConfig of a named ablation at a named size (MODEL_SIZES), with `dims` on top."""
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}")
-    return ModelConfig(**dims, **ABLATIONS[name])
+    return ModelConfig.of_size(size, **dims, **ABLATIONS[name])

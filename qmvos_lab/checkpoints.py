@@ -8,7 +8,8 @@ a DistributedDataParallel state dict (`module.` prefixes), or a QMVOS Lab checkp
 
 The network's dimensions are read from the weights, as XMem does (key from
 `key_proj.key_proj.weight`, value from `value_encoder.fuser.block2.conv2.weight`, hidden from
-`decoder.hidden_update.transform.weight`, absent in the no-sensory model). The single-object
+`decoder.hidden_update.transform.weight`, absent in the no-sensory model; the backbone from
+the key projection's input channels and the decoder's widths from its convolutions). The single-object
 stage-0 weights (4-channel first value conv) are zero-padded to 5 channels, as the official
 evaluation does, which leaves every output unchanged while the extra channel is 0.
 """
@@ -26,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import atomic_path
-from .config import ModelConfig
+from .config import BACKBONE_CHANNELS, ModelConfig
 from .download import default_cache_dir, download
 from .errors import CheckpointError, DownloadError
 from .model import XMem, build_network
@@ -44,6 +45,8 @@ KEY_PROJ = "key_proj.key_proj.weight"
 VALUE_FUSER = "value_encoder.fuser.block2.conv2.weight"
 HIDDEN_TRANSFORM = "decoder.hidden_update.transform.weight"
 QCIM_MARKER = "decoder.QCIM.cross_attn.in_proj_weight"
+DECODER_WIDTHS = ("decoder.fuser.block2.conv2.weight", "decoder.up_16_8.out_conv.conv2.weight",
+                  "decoder.up_8_4.out_conv.conv2.weight")  # g16, g8, g4
 
 
 @dataclass
@@ -116,36 +119,52 @@ def inspect_state_dict(state: dict, source: str = "<state dict>",
                        saved_config: dict | None = None) -> CheckpointInfo:
     """Detect the variant and infer the ModelConfig from the weights (without building a network)."""
     value_conv = _require(state, VALUE_CONV, source)
-    key_dim = _require(state, KEY_PROJ, source).shape[0]
-    value_dim = _require(state, VALUE_FUSER, source).shape[0]
-    hidden_dim = state[HIDDEN_TRANSFORM].shape[0] // 3 if HIDDEN_TRANSFORM in state else 0
+    key_proj = _require(state, KEY_PROJ, source)
+    dims = {"key_dim": key_proj.shape[0], "value_dim": _require(state, VALUE_FUSER, source).shape[0],
+            "hidden_dim": state[HIDDEN_TRANSFORM].shape[0] // 3 if HIDDEN_TRANSFORM in state else 0,
+            "backbone": _backbone_of(key_proj.shape[1], source),
+            "decoder_dims": tuple(_require(state, name, source).shape[0] for name in DECODER_WIDTHS)}
+    dims["query_dim"] = state[QCIM_MARKER].shape[1] if QCIM_MARKER in state else dims["decoder_dims"][2]
     if saved_config is not None:
         try:
             config = ModelConfig.from_dict(saved_config)
         except ValueError as error:
             raise CheckpointError(f"checkpoint {source} has an invalid saved config: {error}") from None
-        if (config.key_dim, config.value_dim, config.hidden_dim) != (key_dim, value_dim, hidden_dim):
+        if any(getattr(config, name) != value for name, value in dims.items()
+               if name != "query_dim" or config.queries):
+            found = ", ".join(f"{name} {value}" for name, value in dims.items())
             raise CheckpointError(f"checkpoint {source}: its saved config {saved_config} disagrees with its "
-                                  f"weights (key {key_dim}, value {value_dim}, hidden {hidden_dim})")
+                                  f"weights ({found})")
     elif QCIM_MARKER in state:
-        config = _qmvos_config_from_keys(state, key_dim, value_dim, hidden_dim)
+        config = _qmvos_config_from_keys(state, dims)
     else:
-        config = ModelConfig(key_dim=key_dim, value_dim=value_dim, hidden_dim=hidden_dim)
+        config = ModelConfig(**dims)
     notes = []
     if config.queries:
-        variant = "qmvos" if config.is_default_qmvos else "qmvos (" + ", ".join(
-            f"{k}={v}" for k, v in config.to_dict().items()
-            if k not in ("key_dim", "value_dim", "hidden_dim", "single_object", "queries")
-            and getattr(config, k) != getattr(ModelConfig(), k)) + ")"
+        default = ModelConfig(queries=True)
+        switches = [f"{k}={v}" for k, v in config.to_dict().items()
+                    if k in ("sim_scales", "sim_interaction", "qcim_source", "query_propagation")
+                    and getattr(config, k) != getattr(default, k)]
+        variant = f"qmvos ({', '.join(switches)})" if switches else "qmvos"
     else:
-        variant = "xmem" if hidden_dim > 0 else "xmem-no-sensory"
+        variant = "xmem" if dims["hidden_dim"] > 0 else "xmem-no-sensory"
+    if config.backbone != "resnet50" or config.decoder_dims != ModelConfig().decoder_dims:
+        variant += f" [{config.backbone}, decoder {'/'.join(map(str, config.decoder_dims))}]"
     if value_conv.dim() == 4 and value_conv.shape[1] == 4 and not config.single_object:
         variant += " (single-object stage 0)"
         notes.append("single-object weights: value_encoder.conv1 zero-padded from 4 to 5 input channels")
     return CheckpointInfo(source=str(source), variant=variant, config=config, notes=notes)
 
 
-def _qmvos_config_from_keys(state: dict, key_dim: int, value_dim: int, hidden_dim: int) -> ModelConfig:
+def _backbone_of(f16_channels: int, source) -> str:
+    for backbone, channels in BACKBONE_CHANNELS.items():
+        if channels[0] == f16_channels:
+            return backbone
+    raise CheckpointError(f"checkpoint {source}: its key projection takes {f16_channels} channels, which "
+                          f"matches no known backbone ({', '.join(BACKBONE_CHANNELS)})")
+
+
+def _qmvos_config_from_keys(state: dict, dims: dict) -> ModelConfig:
     """The QMVOS switches that a bare state dict reveals (released weights carry no config)."""
     if "f8_proj.0.weight" in state:
         scales = ("f8",)
@@ -153,10 +172,8 @@ def _qmvos_config_from_keys(state: dict, key_dim: int, value_dim: int, hidden_di
         scales = ("f16", "f8", "f4") if "f4_fuse.down.1.weight" in state else ("f16", "f8")
     else:
         scales = ("f16",)
-    return ModelConfig(key_dim=key_dim, value_dim=value_dim, hidden_dim=hidden_dim, queries=True,
-                       sim_scales=scales, sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
-                       qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16",
-                       query_dim=state[QCIM_MARKER].shape[1])
+    return ModelConfig(**dims, queries=True, sim_scales=scales, sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
+                       qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16")
 
 
 def pad_single_object_value_conv(state: dict) -> dict:
@@ -215,10 +232,10 @@ def qmvos_from_xmem(source, config: ModelConfig | None = None, progress: bool = 
     base = xmem.config
     if base.queries:
         raise CheckpointError(f"checkpoint {source} is already a QMVOS network; load it with load_checkpoint")
-    config = config or ModelConfig(base.key_dim, base.value_dim, base.hidden_dim, queries=True)
-    if (config.key_dim, config.value_dim, config.hidden_dim) != (base.key_dim, base.value_dim, base.hidden_dim):
-        raise CheckpointError(f"checkpoint {source} has dimensions (key {base.key_dim}, value {base.value_dim}, "
-                              f"hidden {base.hidden_dim}) that differ from the requested QMVOS config")
+    config = config or ModelConfig(**base.dimensions(), queries=True)
+    if config.dimensions() != base.dimensions():
+        raise CheckpointError(f"checkpoint {source} has dimensions {base.dimensions()} that differ from the "
+                              f"requested QMVOS config's {config.dimensions()}")
     model = build_network(config)
     target = model.state_dict()
     shared = {k: v for k, v in xmem.state_dict().items() if k in target and v.shape == target[k].shape}
@@ -255,15 +272,19 @@ def _imagenet_state(source, weights_enum) -> dict:
 
 def init_from_imagenet(model: XMem, resnet50: str | os.PathLike | None = None,
                        resnet18: str | os.PathLike | None = None, seed: int | None = None) -> XMem:
-    """Copy ImageNet ResNet-50 (key encoder) and ResNet-18 (value encoder) weights into `model`.
+    """Copy ImageNet ResNet-50 (key encoder; ResNet-18 for the "small" size) and ResNet-18 (value
+    encoder) weights into `model`.
 
     Sources are torchvision state-dict files, or None to use torchvision's download. The value
     encoder's extra mask channels are initialised orthogonally, as upstream. Returns `model`.
     """
     import torchvision
 
-    r50 = _imagenet_state(resnet50, torchvision.models.ResNet50_Weights)
     r18 = _imagenet_state(resnet18, torchvision.models.ResNet18_Weights)
+    if model.config.backbone == "resnet18":  # the "small" size: ResNet-18 for both encoders
+        key_state, key_file, key_label = r18, resnet18, "ResNet-18"
+    else:
+        key_state, key_file, key_label = _imagenet_state(resnet50, torchvision.models.ResNet50_Weights), resnet50, "ResNet-50"
     key_encoder_map = {"res2": "layer1"}  # our attribute -> torchvision prefix
 
     def source_for(name, param, state, file, label):
@@ -279,7 +300,7 @@ def init_from_imagenet(model: XMem, resnet50: str | os.PathLike | None = None,
     with torch.no_grad():
         for name, param in model.key_encoder.state_dict().items():
             top, _, rest = name.partition(".")
-            param.copy_(source_for(f"{key_encoder_map.get(top, top)}.{rest}", param, r50, resnet50, "ResNet-50"))
+            param.copy_(source_for(f"{key_encoder_map.get(top, top)}.{rest}", param, key_state, key_file, key_label))
         for name, param in model.value_encoder.state_dict().items():
             if name.startswith(("fuser.", "hidden_reinforce.")):
                 continue  # not part of ResNet-18

@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train XMem and QMVOS briefly on generated data (no downloads), segment and "
                                       "evaluate synthetic-val, and write a J&F table, an overlay GIF and "
                                       "an attention figure to outputs/demo/.")
-    demo.add_argument("--iterations", type=int, default=40, help="training iterations per model (default 40)")
+    demo.add_argument("--iterations", type=int, default=400, help="training iterations per model (default 400)")
     demo.add_argument("--videos", type=int, default=8, help="synthetic-val videos to evaluate (default 8)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the table and figures")
     demo.add_argument("--runs-dir", default="runs", help="parent folder of the demo's training runs")

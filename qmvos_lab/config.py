@@ -9,6 +9,16 @@ from dataclasses import dataclass
 SIM_SCALES = (("f16",), ("f8",), ("f16", "f8"), ("f16", "f8", "f4"))
 QCIM_SOURCES = ("readout", "f16")
 QUERY_PROPAGATIONS = ("previous", "first")
+# channels of the key encoder's f16, f8 and f4 for each backbone (torchvision ResNets up to layer3)
+BACKBONE_CHANNELS = {"resnet50": (1024, 512, 256), "resnet18": (256, 128, 64)}
+# Named network sizes. "base" is the size of the released XMem and QMVOS networks. "small"
+# (ResNet-18 key encoder, as Cutie-small, and narrower values, decoder and queries) trains in
+# minutes on a laptop CPU; it is for learning and quick experiments, not for the paper's figures.
+MODEL_SIZES = {
+    "base": {},
+    "small": {"backbone": "resnet18", "key_dim": 32, "value_dim": 128, "hidden_dim": 32,
+              "decoder_dims": (128, 64, 64), "query_dim": 64},
+}
 
 
 @dataclass
@@ -28,7 +38,10 @@ class ModelConfig:
         objects, default) or "f16" (the backbone feature of the frame).
     query_propagation: "previous" rebuilds the queries from the previous frame's prediction
         (default); "first" keeps the first frame's queries (Table 3e).
-    query_dim:  channels of the queries (256 as released).
+    query_dim:  channels of the queries (256 as released); the dynamic filters take the dot product
+        with the stride-4 decoder feature, so it equals decoder_dims[2] when queries are on.
+    backbone:   the key encoder, "resnet50" (released) or "resnet18" (the "small" size).
+    decoder_dims: channels of the decoder's g16, g8 and g4 (512, 256, 256 as released).
     """
 
     key_dim: int = 64
@@ -41,6 +54,8 @@ class ModelConfig:
     qcim_source: str = "readout"
     query_propagation: str = "previous"
     query_dim: int = 256
+    backbone: str = "resnet50"
+    decoder_dims: tuple[int, int, int] = (512, 256, 256)
 
     def __post_init__(self):
         for name in ("key_dim", "value_dim", "query_dim"):
@@ -59,6 +74,20 @@ class ModelConfig:
         if self.query_dim % 32 or self.query_dim % 8:
             raise ValueError(f"ModelConfig.query_dim must be a multiple of 32 (GroupNorm) and 8 (heads), "
                              f"got {self.query_dim}")
+        if self.backbone not in BACKBONE_CHANNELS:
+            raise ValueError(f"ModelConfig.backbone must be one of {list(BACKBONE_CHANNELS)}, got {self.backbone!r}")
+        self.decoder_dims = tuple(self.decoder_dims)
+        if len(self.decoder_dims) != 3 or min(self.decoder_dims) <= 0 or any(d % 16 for d in self.decoder_dims):
+            raise ValueError(f"ModelConfig.decoder_dims must be three positive multiples of 16 (g16, g8, g4), "
+                             f"got {self.decoder_dims}")
+        if self.queries and self.query_dim != self.decoder_dims[2]:
+            raise ValueError(f"ModelConfig.query_dim ({self.query_dim}) must equal decoder_dims[2] "
+                             f"({self.decoder_dims[2]}): the queries filter the stride-4 decoder feature")
+
+    @property
+    def feature_dims(self) -> tuple[int, int, int]:
+        """Channels of the key encoder's f16, f8, f4."""
+        return BACKBONE_CHANNELS[self.backbone]
 
     @property
     def is_default_qmvos(self) -> bool:
@@ -66,9 +95,23 @@ class ModelConfig:
         return self.queries and self == ModelConfig(self.key_dim, self.value_dim, self.hidden_dim,
                                                     self.single_object, queries=True)
 
+    def dimensions(self) -> dict:
+        """The sizes that checkpoints fix (everything but the QMVOS switches); a QMVOS network
+        built from them has queries as wide as the stride-4 decoder feature."""
+        return {"key_dim": self.key_dim, "value_dim": self.value_dim, "hidden_dim": self.hidden_dim,
+                "backbone": self.backbone, "decoder_dims": self.decoder_dims, "query_dim": self.decoder_dims[2]}
+
+    @classmethod
+    def of_size(cls, size: str = "base", **fields) -> "ModelConfig":
+        """The config of a named size (MODEL_SIZES), with `fields` on top."""
+        if size not in MODEL_SIZES:
+            raise ValueError(f"unknown model size {size!r}; choose from {', '.join(MODEL_SIZES)}")
+        return cls(**{**MODEL_SIZES[size], **fields})
+
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["sim_scales"] = list(self.sim_scales)
+        values["decoder_dims"] = list(self.decoder_dims)
         return values
 
     @classmethod
@@ -134,14 +177,18 @@ class TrainConfig:
 
     data: "generated" (drawn in memory), "davis16" (the 240p DAVIS-2016 train split, with pasted
         multi-object clips), or "davis17+youtube" (the paper's stage 3; needs the full data).
+    model_size: the network size when starting from scratch or ImageNet (MODEL_SIZES: "base" is
+        the released size, "small" a ResNet-18 network for CPU training); a checkpoint fixes its own.
     init: "scratch", "imagenet" (torchvision encoders; `resnet50`/`resnet18` files or a download),
         or the path / release name of an XMem or QMVOS checkpoint.
     lr_steps: fractions of `iterations` where the learning rate is multiplied by `gamma`.
     start_warm / end_warm: fractions of `iterations` for the bootstrapped cross-entropy.
+    skip_scale: multiplies XMem's skip curriculum (max frame gap 5 -> 10 -> 15 -> 5).
     """
 
     name: str = "run"
     ablation: str = "qmvos"
+    model_size: str = "base"
     data: str = "generated"
     data_root: str = ""
     init: str = "scratch"
@@ -161,6 +208,7 @@ class TrainConfig:
     num_ref_frames: int = 3
     crop_size: int = 384
     max_objects: int = 3
+    skip_scale: float = 1.0
     start_warm: float = 0.2
     end_warm: float = 0.7
     deep_update_prob: float = 0.2
@@ -178,6 +226,10 @@ class TrainConfig:
         self.lr_steps = tuple(self.lr_steps)
         if self.iterations <= 0 or self.batch_size <= 0 or self.num_frames < 2:
             raise ValueError("TrainConfig needs iterations > 0, batch_size > 0 and num_frames >= 2")
+        if self.skip_scale <= 0:
+            raise ValueError(f"TrainConfig.skip_scale must be positive, got {self.skip_scale}")
+        if self.model_size not in MODEL_SIZES:
+            raise ValueError(f"TrainConfig.model_size must be one of {list(MODEL_SIZES)}, got {self.model_size!r}")
         if not 0 <= self.start_warm <= self.end_warm <= 1:
             raise ValueError("TrainConfig needs 0 <= start_warm <= end_warm <= 1 (fractions of the iterations)")
 

@@ -6,9 +6,9 @@ import torchvision
 
 from conftest import random_official_state
 from qmvos_lab.checkpoints import (CheckpointError, init_from_imagenet, inspect_state_dict, load_checkpoint,
-                                   pad_single_object_value_conv, read_state_dict, save_checkpoint)
+                                   pad_single_object_value_conv, qmvos_from_xmem, read_state_dict, save_checkpoint)
 from qmvos_lab.config import ModelConfig
-from qmvos_lab.model import XMem
+from qmvos_lab.model import XMem, build_network
 
 
 def test_released_layout_loads_strictly_with_dimensions_inferred(tmp_path):
@@ -178,3 +178,32 @@ def test_imagenet_init_refuses_a_wrong_file(tmp_path):
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     with pytest.raises(CheckpointError, match="ResNet-50 weights .* lack layer1"):
         init_from_imagenet(XMem(), tmp_path / "r18.pth", tmp_path / "r18.pth")
+
+
+@pytest.mark.parametrize("queries", [False, True])
+def test_small_networks_are_recognised_from_bare_weights(tmp_path, queries):
+    """A bare state dict (no saved config) of the "small" size: backbone, decoder widths and query
+    width are read from the weights."""
+    config = ModelConfig.of_size("small", queries=queries)
+    torch.save(build_network(config).state_dict(), tmp_path / "small.pth")
+    model = load_checkpoint(tmp_path / "small.pth")
+    assert model.config == config
+    assert "resnet18" in model.checkpoint_info.variant
+    assert model.checkpoint_info.variant.startswith("qmvos [" if queries else "xmem [")
+
+
+def test_qmvos_from_a_small_xmem_keeps_its_size(tmp_path):
+    xmem = build_network(ModelConfig.of_size("small"))
+    torch.save(xmem.state_dict(), tmp_path / "xmem-small.pth")
+    model, report = qmvos_from_xmem(tmp_path / "xmem-small.pth")
+    assert model.config == ModelConfig.of_size("small", queries=True)
+    assert report["unused"] == ["decoder.pred.bias", "decoder.pred.weight"]
+
+
+def test_imagenet_init_of_the_small_size_takes_resnet18_for_both_encoders(tmp_path):
+    torch.manual_seed(0)
+    r18 = torchvision.models.resnet18()
+    torch.save(r18.state_dict(), tmp_path / "r18.pth")
+    model = init_from_imagenet(build_network(ModelConfig.of_size("small")), resnet18=tmp_path / "r18.pth", seed=0)
+    assert torch.equal(model.key_encoder.layer3[1].conv2.weight, r18.layer3[1].conv2.weight)
+    assert torch.equal(model.value_encoder.layer3[1].conv2.weight, r18.layer3[1].conv2.weight)

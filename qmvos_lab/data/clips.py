@@ -38,12 +38,14 @@ SKIP_CURRICULUM = ((0.1, 5), (0.3, 10), (0.9, 15), (1.01, 5))  # (progress below
 LIGHT_PHASE = 0.9  # progress from which augmentation is lighter
 
 
-def max_skip_at(progress: float, curriculum=SKIP_CURRICULUM) -> int:
-    """The curriculum's max skip at a training progress in [0, 1]."""
-    for below, skip in curriculum:
+def max_skip_at(progress: float, curriculum=SKIP_CURRICULUM, scale: float = 1.0) -> int:
+    """The curriculum's max skip at a training progress in [0, 1], times `scale` (at least 1)."""
+    skip = curriculum[-1][1]
+    for below, step_skip in curriculum:
         if progress < below:
-            return skip
-    return curriculum[-1][1]
+            skip = step_skip
+            break
+    return max(1, round(skip * scale))
 
 
 def sample_frame_indices(rng: np.random.Generator, length: int, num_frames: int, max_skip: int) -> list[int]:
@@ -164,6 +166,7 @@ class ClipConfig:
     max_objects: int = 3
     min_object_pixels: int = 100  # at crop resolution, in the first frame
     reverse_prob: float = 0.5
+    skip_scale: float = 1.0  # multiplies the skip curriculum (short generated videos use less)
 
 
 def clip_augmentation(crop_size: int, light: bool) -> v2.Compose:
@@ -208,7 +211,7 @@ class VOSClips(Dataset):
 
     @property
     def max_skip(self) -> int:
-        return max_skip_at(self._progress.value)
+        return max_skip_at(self._progress.value, scale=self.config.skip_scale)
 
     def __getitem__(self, key) -> dict:
         """`key` is an index, or (index, progress) from a sampler that knows when the item is used
@@ -217,7 +220,7 @@ class VOSClips(Dataset):
         rng = np.random.default_rng([self.seed, self._epoch.value, index])
         torch.manual_seed(int(rng.integers(2 ** 63 - 1)))  # v2 transforms draw from torch's RNG
         light = progress >= LIGHT_PHASE
-        max_skip = max_skip_at(progress)
+        max_skip = max_skip_at(progress, scale=self.config.skip_scale)
         c = self.config
         for attempt in range(20):
             frames, labels, name = self.source.sample(rng, c.num_frames, max_skip)

@@ -241,6 +241,19 @@ def rasterise(plan: ObjectPlan, t: int, config: SyntheticConfig, ys: np.ndarray,
     return inside, colour
 
 
+def object_window(plan: ObjectPlan, t: int, config: SyntheticConfig) -> tuple[slice, slice] | None:
+    """The frame region that can hold the object at frame t (its boundary never exceeds
+    radius * scale * (1 + sum |harmonics|)), or None when it lies outside the frame. Rasterising
+    only this window gives the same pixels, several times faster."""
+    centre, scale, _, _ = object_state(plan, t, config)
+    reach = plan.radius * scale * (1 + np.abs(plan.harmonics).sum()) + 1
+    y0, x0 = (max(0, math.floor(c - reach)) for c in centre)
+    y1, x1 = min(config.height, math.ceil(centre[0] + reach) + 1), min(config.width, math.ceil(centre[1] + reach) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
 def plan_scene(config: SyntheticConfig, seed: int):
     """Everything random about a video: the background canvas, the camera path, the objects."""
     rng = np.random.default_rng(seed)
@@ -270,9 +283,12 @@ def generate_video(config: SyntheticConfig, seed: int, name: str | None = None) 
             plan = plans[i]
             if t < plan.enter:
                 continue
-            inside, colour = rasterise(plan, t, config, ys, xs)
-            image[inside] = colour[inside]
-            label[inside] = i + 1
+            window = object_window(plan, t, config)
+            if window is None:
+                continue  # entirely outside the frame
+            inside, colour = rasterise(plan, t, config, ys[window], xs[window])
+            image[window][inside] = colour[inside]  # image[window] is a view
+            label[window][inside] = i + 1
         frames[t] = (image * 255).round().astype(np.uint8)
         for i in range(config.num_objects):
             if first_frame[i] < 0 and (label == i + 1).any():

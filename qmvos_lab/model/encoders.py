@@ -1,7 +1,8 @@
 """The two encoders and the key projection of XMem (Sec. 3.2 and 3.3, Fig. 3).
 
 * Key encoder: a torchvision ResNet-50 up to layer3, run once per frame; it gives the
-  multi-scale image features f16 (1024 ch), f8 (512) and f4 (256).
+  multi-scale image features f16 (1024 ch), f8 (512) and f4 (256). The "small" network size
+  uses a ResNet-18 instead (256, 128 and 64 channels), as Cutie-small does.
 * Key projection: from f16 to the key k (3x3 conv), the shrinkage s = d^2 + 1 (>= 1) and the
   selection e = sigmoid(.) in (0, 1) of the anisotropic L2 similarity (XMem Eq. 3).
 * Value encoder: a torchvision ResNet-18 (layer1-3) whose first convolution also sees the
@@ -10,7 +11,9 @@
 
 Deliberate differences from the official code, none of which changes a forward pass:
 torchvision's ResNet classes replace XMem's copy of them (same layers, same key names), and the
-freshly built networks use torchvision's initialisation; the official weights overwrite both.
+freshly built networks use torchvision's initialisation with the last BatchNorm of every residual
+block at zero (`zero_init_residual`: each block starts as the identity, which keeps training from
+scratch stable); loaded weights overwrite both.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from .blocks import FeatureFusionBlock, SensoryReinforcer
 
 
 class KeyEncoder(nn.Module):
-    """ResNet-50 stem + layer1-3. Attribute names (`res2` for layer1) follow the official keys."""
+    """ResNet stem + layer1-3. Attribute names (`res2` for layer1) follow the official keys."""
 
-    def __init__(self):
+    def __init__(self, backbone: str = "resnet50"):
         super().__init__()
-        resnet = torchvision.models.resnet50(weights=None)
+        resnet = getattr(torchvision.models, backbone)(weights=None, zero_init_residual=True)
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
         self.res2 = resnet.layer1  # 1/4, 256
         self.layer2 = resnet.layer2  # 1/8, 512
@@ -66,22 +69,22 @@ class ValueEncoder(nn.Module):
     (5 channels), or RGB + mask (4 channels) in single-object mode.
     """
 
-    def __init__(self, value_dim: int, hidden_dim: int, single_object: bool = False):
+    def __init__(self, value_dim: int, hidden_dim: int, single_object: bool = False, f16_dim: int = 1024):
         super().__init__()
         self.single_object = single_object
-        resnet = torchvision.models.resnet18(weights=None)
+        resnet = torchvision.models.resnet18(weights=None, zero_init_residual=True)
         in_channels = 4 if single_object else 5
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1, self.relu, self.maxpool = resnet.bn1, resnet.relu, resnet.maxpool
         self.layer1 = resnet.layer1  # 1/4, 64
         self.layer2 = resnet.layer2  # 1/8, 128
         self.layer3 = resnet.layer3  # 1/16, 256
-        self.fuser = FeatureFusionBlock(1024, 256, value_dim, value_dim)
+        self.fuser = FeatureFusionBlock(f16_dim, 256, value_dim, value_dim)
         self.hidden_reinforce = SensoryReinforcer(value_dim, hidden_dim) if hidden_dim > 0 else None
 
     def forward(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
                 masks: torch.Tensor, others: torch.Tensor, deep_update: bool = True):
-        """image: B x 3 x H x W; f16: B x 1024 x H/16 x W/16; masks, others: B x N x H x W;
+        """image: B x 3 x H x W; f16: B x C16 x H/16 x W/16; masks, others: B x N x H x W;
         hidden: B x N x Ch x H/16 x W/16. Returns the value (B x N x Cv x H/16 x W/16) and hidden."""
         batch_size, num_objects = masks.shape[:2]
         mask_channels = masks.unsqueeze(2) if self.single_object else torch.stack([masks, others], 2)  # B x N x (1|2) x H x W

@@ -36,10 +36,11 @@ class XMem(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.key_encoder = KeyEncoder()
-        self.value_encoder = ValueEncoder(c.value_dim, c.hidden_dim, c.single_object)
-        self.key_proj = KeyProjection(1024, c.key_dim)
-        self.decoder = Decoder(c.value_dim, c.hidden_dim)
+        f16_dim = c.feature_dims[0]
+        self.key_encoder = KeyEncoder(c.backbone)
+        self.value_encoder = ValueEncoder(c.value_dim, c.hidden_dim, c.single_object, f16_dim)
+        self.key_proj = KeyProjection(f16_dim, c.key_dim)
+        self.decoder = Decoder(c.value_dim, c.hidden_dim, c.feature_dims, c.decoder_dims)
 
     @property
     def key_dim(self) -> int:
@@ -81,7 +82,7 @@ class XMem(nn.Module):
 
     def encode_value(self, frame: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
                      masks: torch.Tensor, deep_update: bool = True):
-        """frame: B x 3 x H x W; f16: B x 1024 x h x w; masks: B x N x H x W (soft or hard);
+        """frame: B x 3 x H x W; f16: B x C16 x h x w; masks: B x N x H x W (soft or hard);
         hidden: B x N x Ch x h x w. Returns values B x N x Cv x h x w and the (updated) hidden."""
         return self.value_encoder(frame, f16, hidden, masks, others_mask(masks), deep_update)
 

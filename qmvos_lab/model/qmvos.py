@@ -31,12 +31,19 @@ from .sim import DownsampleFuse, QueryInteraction, UpsampleFuse, masked_average_
 class QueryDecoder(Decoder):
     """XMem's decoder with the QCIM and dynamic-filter logits instead of the prediction conv."""
 
-    def __init__(self, value_dim: int, hidden_dim: int, query_dim: int, qcim_source: str):
-        super().__init__(value_dim, hidden_dim, with_prediction=False)
+    def __init__(self, value_dim: int, hidden_dim: int, query_dim: int, qcim_source: str,
+                 feature_dims: tuple[int, int, int] = (1024, 512, 256),
+                 decoder_dims: tuple[int, int, int] = (512, 256, 256)):
+        super().__init__(value_dim, hidden_dim, feature_dims, decoder_dims, with_prediction=False)
         self.qcim_source = qcim_source
         if qcim_source == "readout":
-            self.g16_proj = GConv2D(512, query_dim, kernel_size=1)
-        self.QCIM = QueryContentInteraction(query_dim)
+            self.g16_proj = GConv2D(decoder_dims[0], query_dim, kernel_size=1)
+        self.QCIM = QueryContentInteraction(query_dim, ffn_dim=4 * query_dim)
+        # the refined queries end in a LayerNorm, so <q, g4> of fresh layers has a standard deviation
+        # of about sqrt(C) |g4| and the sigmoid saturates: fresh networks (from scratch, or the new
+        # modules of QMVOS initialised from XMem) start with zero queries, i.e. logit 0. Loaded weights
+        # overwrite this.
+        nn.init.zeros_(self.QCIM.norm3.weight)
 
     def forward(self, f16, f8, f4, hidden, memory_readout, queries, object_valid=None, h_out=True,
                 image_content=None, need_weights=False):
@@ -69,17 +76,18 @@ class QMVOS(XMem):
         super().__init__(config)
         c, dim = config, config.query_dim
         scales = c.sim_scales
+        f16_dim, f8_dim, f4_dim = c.feature_dims
         if "f16" in scales or c.qcim_source == "f16":
-            self.input_proj = nn.Conv2d(1024, dim, kernel_size=1)  # F16 -> query space
+            self.input_proj = nn.Conv2d(f16_dim, dim, kernel_size=1)  # F16 -> query space
         if scales == ("f8",):
-            self.f8_proj = nn.Sequential(nn.Conv2d(512, dim, 1, bias=False), nn.GroupNorm(32, dim))
+            self.f8_proj = nn.Sequential(nn.Conv2d(f8_dim, dim, 1, bias=False), nn.GroupNorm(32, dim))
         if "f16" in scales and "f8" in scales:
-            self.simple_upsample_block = UpsampleFuse(dim, 512, dim, dim)
+            self.simple_upsample_block = UpsampleFuse(dim, f8_dim, dim, dim)
         if "f4" in scales:
-            self.f4_fuse = DownsampleFuse(256, dim)
+            self.f4_fuse = DownsampleFuse(f4_dim, dim)
         if c.sim_interaction:
-            self.query_SelfAtt_FFN = QueryInteraction(dim)
-        self.decoder = QueryDecoder(c.value_dim, c.hidden_dim, dim, c.qcim_source)
+            self.query_SelfAtt_FFN = QueryInteraction(dim, ffn_dim=4 * dim)
+        self.decoder = QueryDecoder(c.value_dim, c.hidden_dim, dim, c.qcim_source, c.feature_dims, c.decoder_dims)
 
     uses_queries = True
 

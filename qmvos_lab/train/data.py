@@ -17,7 +17,7 @@ SHARED_DAVIS16 = Path(__file__).resolve().parents[3] / "shared" / "data" / "davi
 
 def build_dataset(config: TrainConfig):
     clip = ClipConfig(num_frames=config.num_frames, crop_size=config.crop_size, max_objects=config.max_objects,
-                      min_object_pixels=max(4, (config.crop_size // 24) ** 2))
+                      min_object_pixels=max(4, (config.crop_size // 24) ** 2), skip_scale=config.skip_scale)
     if config.data == "generated":
         return VOSClips(GeneratedSource(), clip, config.samples_per_epoch, config.seed)
     if config.data == "davis16":

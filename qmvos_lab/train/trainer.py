@@ -151,15 +151,14 @@ class Trainer:
     def _build_model(self):
         c = self.config
         if c.init in ("scratch", "imagenet"):
-            model = build_network(model_config(c.ablation))
+            model = build_network(model_config(c.ablation, c.model_size))
             if c.init == "imagenet":
                 init_from_imagenet(model, c.resnet50 or None, c.resnet18 or None, seed=c.seed)
             return model
         if c.ablation == "xmem":
             return load_checkpoint(c.init, progress=self.rank == 0)
         loaded = load_checkpoint(c.init, progress=self.rank == 0)
-        wanted = model_config(c.ablation, key_dim=loaded.key_dim, value_dim=loaded.value_dim,
-                              hidden_dim=loaded.hidden_dim)
+        wanted = model_config(c.ablation, **loaded.config.dimensions())
         if loaded.config == wanted:
             return loaded
         if loaded.config.queries:

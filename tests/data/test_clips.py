@@ -29,6 +29,8 @@ def test_sampled_frames_are_sorted_in_range_and_within_the_skip():
 
 def test_skip_curriculum():
     assert [max_skip_at(p) for p in (0.0, 0.09, 0.1, 0.29, 0.3, 0.89, 0.9, 1.0)] == [5, 5, 10, 10, 15, 15, 5, 5]
+    # scaled for short generated videos, never below 1
+    assert [max_skip_at(p, scale=0.2) for p in (0.0, 0.1, 0.3, 0.9)] == [1, 2, 3, 1]
 
 
 @pytest.fixture(scope="module")

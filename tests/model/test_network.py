@@ -120,3 +120,42 @@ def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
     assert value.shape == (1, 2, 512, 30, 54) and readout.shape == (1, 2, 512, 30, 54)
     assert prob.shape == (1, 2, 480, 864) and hidden.shape == (1, 2, 64, 30, 54)
     assert torch.isfinite(prob).all() and (prob.sum(1) <= 1 + 1e-5).all()
+
+
+def test_small_size_uses_resnet18_features_and_narrow_decoder():
+    config = ModelConfig.of_size("small")
+    assert config.backbone == "resnet18" and config.feature_dims == (256, 128, 64)
+    net = XMem(config).eval()
+    frames = torch.randn(1, 2, 3, 64, 96)
+    key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames)
+    assert key.shape == (1, config.key_dim, 2, 4, 6)
+    assert f16.shape[2:] == (256, 4, 6) and f8.shape[2:] == (128, 8, 12) and f4.shape[2:] == (64, 16, 24)
+    masks = torch.zeros(1, 2, 64, 96)
+    masks[:, 0, :32], masks[:, 1, 32:] = 1, 1
+    hidden = torch.zeros(1, 2, config.hidden_dim, 4, 6)
+    value, hidden = net.encode_value(frames[:, 0], f16[:, 0], hidden, masks)
+    assert value.shape == (1, 2, config.value_dim, 4, 6)
+    readout = net.read_memory(key[:, :, 1], selection[:, :, 1], key[:, :, :1], shrinkage[:, :, :1], value.unsqueeze(3))
+    g16, g8, g4 = net.decoder.decode(f16[:, 1], f8[:, 1], f4[:, 1], hidden, readout)
+    assert (g16.shape[2], g8.shape[2], g4.shape[2]) == config.decoder_dims
+    hidden, logits, prob = net.segment((f16[:, 1], f8[:, 1], f4[:, 1]), readout, hidden)
+    assert prob.shape == (1, 2, 64, 96) and hidden.shape == (1, 2, config.hidden_dim, 4, 6)
+    assert sum(p.numel() for p in net.parameters()) < 0.2 * sum(p.numel() for p in XMem().parameters())
+
+
+def test_fresh_networks_start_unsaturated():
+    """From-scratch initialisation: logit 0 (zero prediction conv) and identity residual blocks."""
+    net = XMem(ModelConfig.of_size("small"))
+    assert (net.decoder.pred.weight == 0).all() and (net.decoder.pred.bias == 0).all()
+    assert (net.key_encoder.layer3[0].bn2.weight == 0).all()  # torchvision's zero_init_residual
+
+
+def test_sizes_and_widths_are_validated():
+    with pytest.raises(ValueError, match="unknown model size"):
+        ModelConfig.of_size("huge")
+    with pytest.raises(ValueError, match="backbone"):
+        ModelConfig(backbone="vgg16")
+    with pytest.raises(ValueError, match="decoder_dims"):
+        ModelConfig(decoder_dims=(512, 256))
+    with pytest.raises(ValueError, match="query_dim .* must equal decoder_dims"):
+        ModelConfig(queries=True, query_dim=128)

@@ -123,6 +123,8 @@ def test_every_table3_variant_runs_trains_and_round_trips(name, tmp_path):
     config = ModelConfig(queries=True, **ABLATIONS[name])
     net = build_network(config)
     net.train()
+    assert (net.decoder.QCIM.norm3.weight == 0).all()  # fresh networks start with zero queries (logit 0) ...
+    torch.nn.init.ones_(net.decoder.QCIM.norm3.weight)  # ... scaled here so that one backward reaches the SIM
     frames = torch.randn(1, 2, 3, 64, 64)
     key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames)
     masks = torch.zeros(1, 2, 64, 64)
