@@ -103,7 +103,19 @@ def small_xmem():
     from qmvos_lab.model import XMem
 
     torch.manual_seed(0)
-    return XMem().eval()
+    return with_random_heads(XMem()).eval()
+
+
+def with_random_heads(model):
+    """Fresh networks start at logit 0 for every object (zero prediction conv / zero queries), so
+    every object ties; give the heads random weights so that untrained networks make distinct,
+    input-dependent predictions in tests."""
+    with torch.no_grad():
+        if hasattr(model.decoder, "pred"):
+            model.decoder.pred.reset_parameters()
+        if hasattr(model.decoder, "QCIM"):
+            torch.nn.init.ones_(model.decoder.QCIM.norm3.weight)
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_video
+from conftest import make_video, with_random_heads
 from qmvos_lab.cli import main
 from qmvos_lab.data.masks import write_label_map
 
@@ -156,7 +156,8 @@ def test_segment_runs_a_qmvos_checkpoint(tmp_path, video, capsys):
 
     frames, masks, _ = video
     torch.manual_seed(0)
-    path = save_checkpoint(QMVOS(ModelConfig(queries=True, query_propagation="first")), tmp_path / "q.pth")
+    path = save_checkpoint(with_random_heads(QMVOS(ModelConfig(queries=True, query_propagation="first"))),
+                           tmp_path / "q.pth")
     assert main(["info", str(path), "--quiet"]) == 0
     assert "variant:    qmvos (query_propagation=first)" in capsys.readouterr().out
     assert main(segment_args(frames, masks, path, tmp_path / "out")) == 0

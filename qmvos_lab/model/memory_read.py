@@ -50,6 +50,21 @@ def get_similarity(mem_key: torch.Tensor, mem_shrinkage: torch.Tensor | None,
     return similarity / math.sqrt(key_dim)
 
 
+def _normalised_exp(values: torch.Tensor) -> torch.Tensor:
+    """exp(v) / sum exp(v) over dim 1, as upstream computes it (no max subtraction), except for the
+    columns where that is not finite: when keys drift far apart, as they do while training from
+    scratch, every exp underflows to 0 or overflows to inf (the similarity without selection
+    drops ||q||^2 and can be large and positive), and upstream returns NaN. Those columns take the
+    max-subtracted softmax, which is the same function computed safely. Keeping upstream's
+    arithmetic elsewhere keeps usage-based memory decisions (pruning, prototypes) bit-for-bit
+    those of the official code; there is no host sync."""
+    plain = values.exp()
+    plain = plain / plain.sum(dim=1, keepdim=True)
+    stable = (values - values.amax(dim=1, keepdim=True)).exp()
+    stable = stable / stable.sum(dim=1, keepdim=True)
+    return torch.where(torch.isfinite(plain).all(dim=1, keepdim=True), plain, stable)
+
+
 def softmax_affinity(similarity: torch.Tensor, top_k: int | None = None,
                      return_usage: bool = False):
     """Normalise a B x N x P similarity over the memory axis N (Eq. 2).
@@ -61,11 +76,7 @@ def softmax_affinity(similarity: torch.Tensor, top_k: int | None = None,
     """
     if top_k is not None and top_k < similarity.shape[1]:
         values, indices = torch.topk(similarity, k=top_k, dim=1)  # B x k x P
-        # upstream exponentiates the raw values; they can be large and positive (the similarity
-        # drops the query's ||q||^2 term), which overflows to inf/inf = NaN for untrained or
-        # drifting keys. Subtracting the maximum first gives the same weights, safely.
-        weights = (values - values[:, :1]).exp()  # topk is sorted: row 0 holds the maximum
-        weights = weights / weights.sum(dim=1, keepdim=True)
+        weights = _normalised_exp(values)  # B x k x P
         affinity = torch.zeros_like(similarity).scatter_(1, indices, weights)  # B x N x P
     else:
         affinity = torch.softmax(similarity, dim=1)  # B x N x P

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_video
+from conftest import make_video, with_random_heads
 from qmvos_lab.config import InferenceConfig, ModelConfig
 from qmvos_lab.data.frames import FrameSource, load_given_masks
 from qmvos_lab.inference import VideoSegmenter
@@ -22,7 +22,7 @@ def video(tmp_path_factory):
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
-    previous = QMVOS(ModelConfig(queries=True)).eval()
+    previous = with_random_heads(QMVOS(ModelConfig(queries=True))).eval()
     first = QMVOS(ModelConfig(queries=True, query_propagation="first")).eval()
     first.load_state_dict(previous.state_dict())
     return previous, first

@@ -106,3 +106,12 @@ def test_top_k_softmax_is_finite_for_far_keys(memory, shift):
     shifted = softmax_affinity(similarity + shift, top_k=7)
     assert torch.isfinite(shifted).all()
     torch.testing.assert_close(shifted, expected, rtol=0, atol=2e-3)  # fp32 rounding of the shift
+
+
+def test_top_k_softmax_keeps_upstream_arithmetic_where_it_is_finite(memory):
+    """Bit-for-bit exp(v) / sum exp(v) (no max subtraction), as upstream: usage-based memory
+    decisions then match the official code exactly."""
+    similarity = get_similarity(*memory).float()
+    values, indices = similarity.topk(7, dim=1)
+    upstream = values.exp() / values.exp().sum(1, keepdim=True)
+    assert torch.equal(softmax_affinity(similarity, top_k=7).gather(1, indices), upstream)
