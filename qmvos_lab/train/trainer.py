@@ -4,7 +4,8 @@
 (clip_pass.py) with AdamW, MultiStepLR, gradient clipping and frozen BatchNorm (as upstream),
 optionally with autocast (bf16 where supported). It writes into `run_dir`:
     config.json          the TrainConfig and the ModelConfig
-    metrics.jsonl        one line per `log_every` iterations (loss, lr, it/s, memory)
+    metrics.jsonl        one line per `log_every` iterations: loss terms averaged over those
+                         iterations, lr, it/s, memory
     checkpoint.pth       the latest training checkpoint (network, optimiser, scheduler, scaler,
                          iteration, data position, RNG states), rewritten atomically
     final.pth            the trained network (a QMVOS Lab checkpoint, loadable by segment)
@@ -241,6 +242,7 @@ class Trainer:
         c = self.config
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         history, tic, since = [], time.perf_counter(), 0
+        window: dict[str, float] = {}  # sums of the step metrics since the last log line
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
@@ -250,6 +252,8 @@ class Trainer:
             while self.iteration < c.iterations and not self.stop_requested:
                 for batch in self._loader():
                     metrics = self.step(batch)
+                    for key, value in metrics.items():
+                        window[key] = window.get(key, 0.0) + value
                     self.iteration += 1
                     self.batch_in_epoch += 1
                     since += 1
@@ -258,11 +262,12 @@ class Trainer:
                         bar.set_postfix(loss=f"{metrics['loss']:.3f}")
                     if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
                         elapsed = time.perf_counter() - tic
-                        record = {"iteration": self.iteration, **metrics, "lr": self.scheduler.get_last_lr()[0],
+                        means = {key: total / since for key, total in window.items()}  # over the window
+                        record = {"iteration": self.iteration, **means, "lr": self.scheduler.get_last_lr()[0],
                                   "it_per_s": since / max(elapsed, 1e-9), "memory_mib": peak_memory_mib(self.device)}
                         history.append(record)
                         self._log(record)
-                        tic, since = time.perf_counter(), 0
+                        tic, since, window = time.perf_counter(), 0, {}
                     if self.iteration % c.checkpoint_every == 0:
                         self.save()
                     if self.iteration >= c.iterations or self.stop_requested:
