@@ -172,7 +172,8 @@ def _qmvos_config_from_keys(state: dict, dims: dict) -> ModelConfig:
         scales = ("f16", "f8", "f4") if "f4_fuse.down.1.weight" in state else ("f16", "f8")
     else:
         scales = ("f16",)
-    return ModelConfig(**dims, queries=True, sim_scales=scales, sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
+    return ModelConfig(**dims, queries=True, sim_scales=scales,
+                       sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
                        qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16")
 
 
@@ -284,7 +285,8 @@ def init_from_imagenet(model: XMem, resnet50: str | os.PathLike | None = None,
     if model.config.backbone == "resnet18":  # the "small" size: ResNet-18 for both encoders
         key_state, key_file, key_label = r18, resnet18, "ResNet-18"
     else:
-        key_state, key_file, key_label = _imagenet_state(resnet50, torchvision.models.ResNet50_Weights), resnet50, "ResNet-50"
+        key_state = _imagenet_state(resnet50, torchvision.models.ResNet50_Weights)
+        key_file, key_label = resnet50, "ResNet-50"
     key_encoder_map = {"res2": "layer1"}  # our attribute -> torchvision prefix
 
     def source_for(name, param, state, file, label):

@@ -49,10 +49,8 @@ def copy_first_mask(videos: list[GeneratedVideo]) -> list[np.ndarray]:
     return [np.repeat(v.labels[:1], len(v.labels), axis=0) for v in videos]
 
 
-def validate(model, split: str = "synthetic-val", num_videos: int | None = None, size: int = -1) -> dict:
-    """J&F of `model` and of the copy baseline; `size`: the shorter side frames are resized to for
-    inference (-1 keeps the generated size); scores are computed at the generated size."""
+def validate(model, split: str = "synthetic-val", num_videos: int | None = None) -> dict:
     videos = list(split_videos(split, num_videos))
-    model_table = jf_table(videos, segment_generated(model, videos, InferenceConfig(size=size))[0])
+    model_table = jf_table(videos, segment_generated(model, videos)[0])
     baseline_table = jf_table(videos, copy_first_mask(videos))
     return {"jf": jf_mean(model_table), "copy_first_mask_jf": jf_mean(baseline_table), "videos": len(videos)}
