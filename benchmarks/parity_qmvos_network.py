@@ -70,11 +70,11 @@ def main():
                 masks[:, 2, : H // 3, 2 * W // 3:] = 1
             valid = torch.arange(N)[None] < filled
             theirs_q = released.init_query_SIM((f16_query.unsqueeze(1), f8.unsqueeze(1)), masks.unsqueeze(1), [filled])
-            ours_q, _ = ours.init_queries((f16, f8, f4), masks, valid)
+            ours_q = ours.init_queries((f16, f8, f4), masks, valid)
             readout = torch.randn(1, N, 512, H // 16, W // 16)
             hidden = torch.randn(1, N, 64, H // 16, W // 16)
             theirs = released.segment_QCIM(theirs_q, [filled], (f16, f8, f4), readout, hidden, strip_bg=False)
-            ours_out = ours.segment((f16, f8, f4), readout, hidden, ours_q, valid, strip_bg=False)
+            ours_out = ours.segment((f16, f8, f4), readout, hidden, queries=ours_q, object_valid=valid)[:3]
             _, raw_theirs = released.decoder(theirs_q, [filled], f16, f8, f4, hidden, readout)
             raw_ours = ours.decoder(f16, f8, f4, hidden, readout, ours_q, valid)[1]
             print(f"{filled} of {N} object slots filled:")

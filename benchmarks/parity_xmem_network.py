@@ -109,7 +109,8 @@ def main():
             errors["top-k softmax (affinity, usage)"] = max(rel_err(aff_a, aff_b), rel_err(use_a, use_b))
             readout_in = torch.randn(1, N, 512, H // 16, W // 16)
             feats = tuple(x[:, 1] for x in encoded[3:])
-            a = ours.segment(feats, readout_in, hidden)
+            out = ours.segment(feats, readout_in, hidden)
+            a = (out.hidden, out.logits, out.object_prob)  # the official segment strips the background
             b = official.segment(feats, readout_in, hidden)
             for name, x, y in zip(("hidden", "logits", "prob"), a, b):
                 if y is not None:

@@ -17,7 +17,7 @@ options of each subcommand."""
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(iterations=args.iterations, videos=args.videos, output=args.output, runs=args.runs_dir,
+    run_demo(iterations=args.iterations, videos=args.videos, output=args.output, cache=args.cache,
              progress=not args.quiet)
     return 0
 
@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--iterations", type=int, default=400, help="training iterations per model (default 400)")
     demo.add_argument("--videos", type=int, default=8, help="synthetic-val videos to evaluate (default 8)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the table and figures")
-    demo.add_argument("--runs-dir", default="runs", help="parent folder of the demo's training runs")
+    demo.add_argument("--cache", default=None,
+                      help="folder of the trained-network cache (default $QMVOS_LAB_CACHE or ~/.cache/qmvos-lab)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 

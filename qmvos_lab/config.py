@@ -89,12 +89,6 @@ class ModelConfig:
         """Channels of the key encoder's f16, f8, f4."""
         return BACKBONE_CHANNELS[self.backbone]
 
-    @property
-    def is_default_qmvos(self) -> bool:
-        """The variant of the released QMVOS weights."""
-        return self.queries and self == ModelConfig(self.key_dim, self.value_dim, self.hidden_dim,
-                                                    self.single_object, queries=True)
-
     def dimensions(self) -> dict:
         """The sizes that checkpoints fix (everything but the QMVOS switches); a QMVOS network
         built from them has queries as wide as the stride-4 decoder feature."""

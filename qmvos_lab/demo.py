@@ -3,7 +3,8 @@ CPU cores:
 
 1. write the synthetic-val split in the DAVIS layout (data/generated/);
 2. train XMem and QMVOS from scratch with the cpu-tiny preset ("small" networks), 400 iterations
-   each instead of the preset's 900 (runs/demo-xmem, runs/demo-qmvos);
+   each instead of the preset's 900, through the trained-network cache (qmvos_lab.zoo), so that
+   a second run, and the notebooks, load them in seconds;
 3. segment synthetic-val videos with both, evaluate J&F (DAVIS protocol) next to the
    "copy the first mask" baseline;
 4. write outputs/demo/: jf_table.csv, an overlay GIF of one video (ground truth | XMem | QMVOS),
@@ -19,32 +20,36 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import zoo
 from .data.synthetic import split_videos, write_split
-from .train.presets import preset
-from .train.trainer import Trainer
+from .train.trainer import read_metrics
 from .train.validate import copy_first_mask, jf_mean, jf_table, segment_generated
 from .viz.attention import attention_figure
 from .viz.overlay import overlay, write_video
+from .viz.save import save_figure
+
+DEMO_PRESET = "cpu-tiny"
 
 
 def run_demo(iterations: int = 400, videos: int = 8, output: str | Path = "outputs/demo",
-             runs: str | Path = "runs", data_root: str | Path = "data/generated", progress: bool = True) -> pd.DataFrame:
+             cache: str | Path | None = None, data_root: str | Path = "data/generated",
+             progress: bool = True) -> pd.DataFrame:
     start = time.perf_counter()
-    output, runs = Path(output), Path(runs)
+    output = Path(output)
     write_split(data_root, "synthetic-val")
     print(f"1. synthetic-val (20 generated videos, DAVIS layout) is in {data_root}")
     models = {}
     for name in ("xmem", "qmvos"):
-        config = preset("cpu-tiny", ablation=name, iterations=iterations, name=f"demo-{name}")
-        trainer = Trainer(config, runs / f"demo-{name}", progress=progress)
-        history = trainer.train()
-        models[name] = trainer.network.eval()
+        model = zoo.trained(f"{name}-small", DEMO_PRESET, iterations=iterations, smoke=False, cache=cache,
+                            progress=progress)
+        models[name] = model
         # the dice term, averaged over the first and the last quarter of the run (the cross-entropy
         # term counts only the hardest pixels later in the run, so the total is not comparable)
+        history = read_metrics(model.cache_folder)
         quarter = max(1, len(history) // 4)
         first, last = (np.mean([r["dice"] for r in part]) for part in (history[:quarter], history[-quarter:]))
-        print(f"2. trained {name} for {iterations} iterations: dice loss {first:.2f} -> {last:.2f} "
-              f"({time.perf_counter() - start:.0f} s so far)")
+        print(f"2. {name}: {iterations} iterations (cached in {model.cache_folder}): dice loss {first:.2f} -> "
+              f"{last:.2f} ({time.perf_counter() - start:.0f} s so far)")
     clips = list(split_videos("synthetic-val", videos))
     tables = {"copy first mask": jf_table(clips, copy_first_mask(clips))}
     predictions = {}
@@ -67,7 +72,7 @@ def run_demo(iterations: int = 400, videos: int = 8, output: str | Path = "outpu
               for t in range(len(video.frames))]
     write_video(panels, output / "overlay.gif", fps=6)
     frame = len(video.frames) // 2
-    attention_figure(video.frames[frame], attention_frames[frame], output / "attention.png")
+    save_figure(attention_figure(video.frames[frame], attention_frames[frame]), output / "attention.png", dpi=90)
     print(f"4. wrote {output / 'jf_table.csv'}, {output / 'overlay.gif'} (ground truth | XMem | QMVOS) and "
           f"{output / 'attention.png'} in {time.perf_counter() - start:.0f} s")
     return summary

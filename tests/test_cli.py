@@ -43,7 +43,7 @@ def test_bad_checkpoint_gives_one_line_error_and_exit_2(tmp_path, content):
 def test_console_script_runs_the_demo(tmp_path):
     """The main job, shortened: generate, train both models, segment, evaluate, write the figures."""
     script = __import__("shutil").which("qmvos-lab") or str(__import__("pathlib").Path(sys.executable).parent / "qmvos-lab")
-    result = subprocess.run([script, "demo", "--iterations", "2", "--videos", "2", "--quiet"],
+    result = subprocess.run([script, "demo", "--iterations", "2", "--videos", "2", "--quiet", "--cache", "cache"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "copy first mask" in result.stdout and "qmvos" in result.stdout
@@ -52,4 +52,6 @@ def test_console_script_runs_the_demo(tmp_path):
     assert table[0] == "method,J&F,J,F" and len(table) == 4
     assert (out / "overlay.gif").stat().st_size > 0 and (out / "attention.png").stat().st_size > 0
     assert (tmp_path / "data" / "generated" / "ImageSets" / "synthetic-val.txt").is_file()
-    assert (tmp_path / "runs" / "demo-qmvos" / "final.pth").is_file()
+    trained = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "trained").iterdir())
+    assert trained == ["qmvos-small", "xmem-small"]  # the demo's networks live in the shared cache
+    assert all((p / "final.pth").is_file() for p in (tmp_path / "cache" / "trained").iterdir())

@@ -2,6 +2,8 @@
 
 from .core import InferenceCore
 from .memory_manager import MemoryManager
+from .trace import FrameTrace, GroupAffinity
 from .video import FrameResult, VideoSegmenter, segment_video
 
-__all__ = ["InferenceCore", "MemoryManager", "FrameResult", "VideoSegmenter", "segment_video"]
+__all__ = ["InferenceCore", "MemoryManager", "FrameResult", "FrameTrace", "GroupAffinity", "VideoSegmenter",
+           "segment_video"]

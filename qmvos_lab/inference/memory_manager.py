@@ -1,5 +1,4 @@
-"""XMem's memory manager (Sec. 3.3-3.5): working memory, long-term memory, sensory memory, and
-the consolidation that moves working memory into long-term prototypes.
+"""XMem's memory manager (Sec. 3.3-3.5): working memory, long-term memory, and the consolidation that moves working memory into long-term prototypes.
 
 * Reading (`match_memory`): anisotropic-L2 similarity of the query key to every long-term and
   working-memory key, top-k softmax, readout of each object's values. Objects of later groups
@@ -30,16 +29,19 @@ from .memory_store import KeyValueStore
 
 
 class MemoryManager:
-    def __init__(self, config: InferenceConfig, hidden_dim: int):
+    def __init__(self, config: InferenceConfig):
         self.config = config
-        self.hidden_dim = hidden_dim
         self.top_k = config.top_k
         self.enable_long_term = config.enable_long_term
         self.work_mem = KeyValueStore(count_usage=self.enable_long_term)
         self.long_mem = KeyValueStore(count_usage=True) if self.enable_long_term else None
-        self.hidden: torch.Tensor | None = None  # 1 x N x Ch x h x w: the sensory memory
         self.value_dim: int | None = None
         self.area: int | None = None  # h x w: memory elements per frame
+        # bookkeeping for figures and traces (no effect on reading): the video frame of each
+        # working-memory frame (its elements are area-sized blocks, oldest first), and how many
+        # consolidations have happened
+        self.work_frames: list[int] = []
+        self.num_consolidations = 0
 
     # ------------------------------------------------------------------------------ reading
     def match_memory(self, query_key: torch.Tensor, selection: torch.Tensor | None,
@@ -94,9 +96,11 @@ class MemoryManager:
 
     # ------------------------------------------------------------------------------ writing
     def add_memory(self, key: torch.Tensor, shrinkage: torch.Tensor, value: torch.Tensor,
-                   objects: list[int], selection: torch.Tensor | None = None) -> None:
+                   objects: list[int], selection: torch.Tensor | None = None, frame_index: int = -1) -> None:
         """key: 1 x Ck x h x w; shrinkage: 1 x 1 x h x w; value: 1 x N x Cv x h x w for the objects
-        `objects` (1-based, all known objects); selection is kept for long-term consolidation."""
+        `objects` (1-based, all known objects); selection is kept for long-term consolidation;
+        `frame_index` (the video frame) is only recorded in `work_frames`."""
+        self.work_frames.append(frame_index)
         if self.area is None:
             self.area = key.shape[-2] * key.shape[-1]
         key = key.flatten(start_dim=2)  # 1 x Ck x hw
@@ -128,6 +132,9 @@ class MemoryManager:
             *self.work_mem.sliced(start, end), candidate_values)
         self.work_mem.sieve_by_range(start, end, min_size=min_work + area)
         self.long_mem.add(prototype_key, prototype_value, prototype_shrinkage, selection=None, objects=None)
+        kept = self.config.min_mid_term_frames - 1  # the first frame and the newest T_min - 1 stay
+        self.work_frames = self.work_frames[:1] + (self.work_frames[-kept:] if kept else [])
+        self.num_consolidations += 1
 
     def consolidate(self, key, shrinkage, selection, usage, candidate_values):
         """Pick the most-used candidates as prototypes and read their values from the candidates."""
@@ -152,16 +159,6 @@ class MemoryManager:
         prototype_shrinkage = shrinkage @ affinities[0] if shrinkage is not None else None  # 1 x 1 x P
         return prototype_key, prototype_values, prototype_shrinkage
 
-    # ------------------------------------------------------------------------------ sensory memory
-    def create_hidden_state(self, num_objects: int, sample_key: torch.Tensor) -> None:
-        """Zero sensory memory for objects that do not have one yet."""
-        height, width = sample_key.shape[-2:]
-        have = 0 if self.hidden is None else self.hidden.shape[1]
-        if num_objects > have:
-            fresh = torch.zeros(1, num_objects - have, self.hidden_dim, height, width,
-                                device=sample_key.device, dtype=sample_key.dtype)
-            self.hidden = fresh if self.hidden is None else torch.cat([self.hidden, fresh], 1)
-
     # ------------------------------------------------------------------------------ objects
     def delete_objects(self, objects: list[int]) -> None:
         """Forget 1-based object indices everywhere; the others are renumbered in order."""
@@ -174,7 +171,7 @@ class MemoryManager:
             self.long_mem.keep_object_rows(rows)
         self.work_mem.groups = [[renumber[o] for o in g if o not in gone] for g in self.work_mem.groups]
         self.work_mem.groups = [g for g in self.work_mem.groups if g]
-        if self.hidden is not None:
-            self.hidden = self.hidden[:, [i for i in range(self.hidden.shape[1]) if i not in gone]]
         if not self.work_mem.engaged():  # every object is gone: start afresh
             self.area = None
+        frames_left = 0 if self.area is None else self.work_mem.size // self.area
+        self.work_frames = self.work_frames[len(self.work_frames) - frames_left:]

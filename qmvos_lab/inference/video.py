@@ -24,6 +24,7 @@ from ..config import InferenceConfig
 from ..errors import UserError
 from .core import InferenceCore
 from .preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
+from .trace import FrameTrace
 
 MAX_OBJECTS = 255
 VOID_LABEL = 255
@@ -39,6 +40,8 @@ class FrameResult:
     attention: QMVOS only, with record_attention: the QCIM attention of this frame, with queries
         and objects in internal order (`internal_ids`): "self" 1 x N x heads x N and "cross"
         1 x N x heads x N_obj x h x w over the stride-16 readout grid of each object.
+    trace: with trace=True, everything inference computed for this frame (see inference/trace.py),
+        on the network's (resized, padded) grid, objects in internal order.
     """
 
     index: int
@@ -47,16 +50,17 @@ class FrameResult:
     object_ids: list[int]
     attention: dict | None = None
     internal_ids: list[int] | None = None
+    trace: FrameTrace | None = None
 
 
 class VideoSegmenter:
     def __init__(self, network, config: InferenceConfig | None = None, device: str | torch.device = "cpu",
-                 amp: bool = False, record_attention: bool = False):
+                 amp: bool = False, record_attention: bool = False, trace: bool = False):
         self.network = network
         self.config = config or InferenceConfig()
         self.device = torch.device(device)
         self.amp = amp and self.device.type == "cuda"
-        self.core = InferenceCore(network, self.config, record_attention=record_attention)
+        self.core = InferenceCore(network, self.config, record_attention=record_attention, trace=trace)
         self.object_ids: list[int] = []  # original id of internal object i + 1
         self.frame_index = -1
 
@@ -118,7 +122,8 @@ class VideoSegmenter:
         lookup = torch.tensor([0] + ids_sorted, device=prob.device, dtype=torch.uint8)
         labels = lookup[prob.argmax(0)].cpu().numpy()
         attention, self.core.last_attention = self.core.last_attention, None
-        return FrameResult(self.frame_index, labels, prob, ids_sorted, attention, list(self.object_ids))
+        trace, self.core.last_trace = self.core.last_trace, None
+        return FrameResult(self.frame_index, labels, prob, ids_sorted, attention, list(self.object_ids), trace)
 
 
 def segment_video(segmenter: VideoSegmenter, frames: Iterable, masks: dict[int, np.ndarray],

@@ -1,9 +1,9 @@
 """The network: XMem, and QMVOS (XMem with object queries)."""
 
 from ..config import ModelConfig
-from .aggregate import aggregate
+from .aggregate import aggregate, hard_masks
 from .memory_read import get_similarity, read_memory, readout, softmax_affinity
-from .network import XMem
+from .network import SegmentOutput, XMem
 from .qmvos import QMVOS
 
 
@@ -13,5 +13,5 @@ def build_network(config: ModelConfig | None = None) -> XMem:
     return QMVOS(config) if config.queries else XMem(config)
 
 
-__all__ = ["XMem", "QMVOS", "build_network", "aggregate", "get_similarity", "read_memory", "readout",
-           "softmax_affinity"]
+__all__ = ["XMem", "QMVOS", "SegmentOutput", "build_network", "aggregate", "hard_masks", "get_similarity",
+           "read_memory", "readout", "softmax_affinity"]

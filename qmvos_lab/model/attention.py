@@ -24,6 +24,12 @@ def attend(attention: nn.MultiheadAttention, queries: torch.Tensor, keys: torch.
     return out, weights
 
 
+def residual_norm(x: torch.Tensor, update: torch.Tensor, norm: nn.LayerNorm, dropout: float,
+                  training: bool) -> torch.Tensor:
+    """The post-norm sub-layer: LayerNorm(x + Dropout(update)), with `update` = sublayer(x)."""
+    return norm(x + F.dropout(update, dropout, training))
+
+
 def feed_forward(x: torch.Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: float, training: bool):
     """linear2(dropout(relu(linear1(x)))), the FFN of a Transformer block."""
     return linear2(F.dropout(F.relu(linear1(x)), dropout, training))

@@ -1,6 +1,9 @@
 """The XMem decoder (Sec. 3.4 and Fig. 3): fuse f16 with the memory readout and the sensory
 memory, upsample 16 -> 8 -> 4 with skip connections, predict one logit map per object, and
-update the sensory memory from the multi-scale decoder features."""
+update the sensory memory from the multi-scale decoder features.
+
+`QueryDecoder` is QMVOS's variant (QMVOS Sec. 3.3): the same fusion and upsampling, then the QCIM
+and the queries as dynamic filters in place of the prediction conv."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import FeatureFusionBlock, SensoryUpdater, UpsampleBlock
+from .blocks import FeatureFusionBlock, GConv2D, SensoryUpdater, UpsampleBlock
+from .qcim import QueryContentInteraction, serialise_readout
 
 
 class Decoder(nn.Module):
@@ -58,3 +62,46 @@ class Decoder(nn.Module):
         hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if h_out else None
         logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # B x N x H x W
         return hidden, logits
+
+
+class QueryDecoder(Decoder):
+    """XMem's decoder with the QCIM and dynamic-filter logits instead of the prediction conv."""
+
+    def __init__(self, value_dim: int, hidden_dim: int, query_dim: int, qcim_source: str,
+                 feature_dims: tuple[int, int, int] = (1024, 512, 256),
+                 decoder_dims: tuple[int, int, int] = (512, 256, 256)):
+        super().__init__(value_dim, hidden_dim, feature_dims, decoder_dims, with_prediction=False)
+        self.qcim_source = qcim_source
+        if qcim_source == "readout":
+            self.g16_proj = GConv2D(decoder_dims[0], query_dim, kernel_size=1)
+        self.QCIM = QueryContentInteraction(query_dim, ffn_dim=4 * query_dim)
+        # the refined queries end in a LayerNorm, so <q, g4> of fresh layers has a standard deviation
+        # of about sqrt(C) |g4| and the sigmoid saturates: fresh networks (from scratch, or the new
+        # modules of QMVOS initialised from XMem) start with zero queries, i.e. logit 0. Loaded weights
+        # overwrite this.
+        nn.init.zeros_(self.QCIM.norm3.weight)
+
+    def forward(self, f16, f8, f4, hidden, memory_readout, queries, object_valid=None, h_out=True,
+                image_content=None, need_weights=False):
+        """queries: B x N x C; object_valid: B x N; image_content: B x C x h x w (the "f16" source).
+
+        Returns (hidden, logits B x N x H x W, refined queries, attention weights or None).
+        The logits are the queries used as dynamic filters on g4 (QMVOS Sec. 3.3, last paragraph).
+        """
+        g16, g8, g4 = self.decode(f16, f8, f4, hidden, memory_readout)
+        if self.qcim_source == "readout":
+            content = serialise_readout(self.g16_proj(g16))  # B x (N h w) x C
+            area = g16.shape[-2] * g16.shape[-1]
+            content_valid = None if object_valid is None else object_valid.repeat_interleave(area, dim=1)
+        else:
+            content = image_content.flatten(2).transpose(1, 2)  # B x hw x C
+            content_valid = None
+        queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights)
+        # QMVOS Sec. 3.3 (last paragraph): each refined query is a dynamic 1x1 filter on its
+        # object's stride-4 decoder feature, logit_i = <q_i, g4_i>, in place of XMem's prediction conv
+        logits4 = torch.einsum("bnc,bnchw->bnhw", queries, g4)  # B x N x H4 x W4
+        hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if h_out else None
+        logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # B x N x H x W
+        if weights is not None:
+            weights["cross_grid"] = g16.shape[-2:] if self.qcim_source == "readout" else image_content.shape[-2:]
+        return hidden, logits, queries, weights

@@ -6,11 +6,17 @@
                   inference uses the memory manager, which adds top-k and long-term memory)
     segment       f16/f8/f4 + readout + sensory memory -> logits, probabilities, new sensory memory
 
+QMVOS (qmvos.py) has the same stages and call shapes; XMem answers its query calls
+(`init_queries`, `propagate_queries`) with None, so callers never branch on the model kind. There
+is no string dispatch: training calls the stages through `qmvos_lab.train.TrainWrapper`.
+
 State-dict keys and shapes are exactly those of the official implementation, so the released
 checkpoints load with strict=True.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -30,7 +36,7 @@ def others_mask(masks: torch.Tensor) -> torch.Tensor:
 
 
 class XMem(nn.Module):
-    uses_queries = False
+    uses_queries = False  # for information (checkpoint info, figures); callers need not branch on it
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
@@ -90,27 +96,62 @@ class XMem(nn.Module):
         """Dense readout for training (no top-k by default). Shapes: see memory_read.read_memory."""
         return read_memory(query_key, query_selection, mem_key, mem_shrinkage, mem_value, top_k)
 
-    def segment(self, features, memory_readout: torch.Tensor, hidden: torch.Tensor | None,
-                selector: torch.Tensor | None = None, h_out: bool = True, strip_bg: bool = True):
-        """features: (f16, f8, f4); memory_readout: B x N x Cv x h x w.
+    def segment(self, features, readout: torch.Tensor, hidden: torch.Tensor | None, *,
+                queries: torch.Tensor | None = None, selector: torch.Tensor | None = None,
+                object_valid: torch.Tensor | None = None, update_hidden: bool = True,
+                need_weights: bool = False) -> SegmentOutput:
+        """Decode one frame (XMem Sec. 3.4): features (f16, f8, f4); readout B x N x Cv x h x w;
+        hidden (the sensory memory) B x N x Ch x h x w.
 
-        Returns (hidden, logits, prob): the new sensory memory (None when h_out is False),
-        aggregated logits B x (N+1) x H x W and probabilities (background stripped by default).
-        `selector` (B x N x 1 x 1) zeroes the objects that a training clip does not have.
+        queries, object_valid, need_weights: QMVOS's (accepted and ignored here, so that callers
+            never branch on the model kind).
+        selector: B x N, 1 for the objects a training clip has (the others get probability 0).
+        update_hidden: compute the new sensory memory (False on frames whose update is skipped).
         """
-        hidden, logits = self.decoder(*features, hidden, memory_readout, h_out=h_out)
-        prob = torch.sigmoid(logits)  # B x N x H x W
-        if selector is not None:
-            prob = prob * selector
-        logits, prob = aggregate(prob, dim=1, return_logits=True)  # B x (N+1) x H x W
-        if strip_bg:
-            prob = prob[:, 1:]
-        return hidden, logits, prob
+        hidden, logits = self.decoder(*features, hidden, readout, h_out=update_hidden)
+        return finish_segmentation(logits, hidden, selector)
 
-    def forward(self, stage: str, *args, **kwargs):
-        """Dispatch by stage name, so that DistributedDataParallel sees every call as forward()."""
-        stages = {"encode_key": self.encode_key, "encode_value": self.encode_value,
-                  "read_memory": self.read_memory, "segment": self.segment}
-        if stage not in stages:
-            raise ValueError(f"unknown stage {stage!r}; expected one of {sorted(stages)}")
-        return stages[stage](*args, **kwargs)
+    def init_queries(self, features, masks: torch.Tensor, object_valid: torch.Tensor | None = None):
+        """XMem has no object queries: None."""
+        return None
+
+    def propagate_queries(self, features, prob_with_bg: torch.Tensor, previous: torch.Tensor | None,
+                          object_valid: torch.Tensor | None = None, *, need_weights: bool = False):
+        """XMem has no object queries: (None, None). See QMVOS.propagate_queries."""
+        return None, None
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("call the stages (encode_key, encode_value, read_memory, segment) directly; "
+                           "for training, wrap the network in qmvos_lab.train.TrainWrapper")
+
+
+class SegmentOutput(NamedTuple):
+    """What `segment` returns for one frame.
+
+    hidden:    B x N x Ch x h x w, the new sensory memory (None when not updated or absent)
+    logits:    B x (N + 1) x H x W, aggregated logits, background first
+    prob:      B x (N + 1) x H x W, aggregated probabilities, background first
+    attention: QMVOS with need_weights: the QCIM weights (see qmvos.attention_maps); else None
+    queries:   QMVOS: the queries after the QCIM (B x N x C), the dynamic filters; else None
+    """
+
+    hidden: torch.Tensor | None
+    logits: torch.Tensor
+    prob: torch.Tensor
+    attention: dict | None = None
+    queries: torch.Tensor | None = None
+
+    @property
+    def object_prob(self) -> torch.Tensor:
+        """B x N x H x W: the probabilities of the objects (background dropped)."""
+        return self.prob[:, 1:]
+
+
+def finish_segmentation(object_logits: torch.Tensor, hidden: torch.Tensor | None, selector: torch.Tensor | None,
+                        attention: dict | None = None, queries: torch.Tensor | None = None) -> SegmentOutput:
+    """Per-object logits B x N x H x W -> sigmoid, selector, soft aggregation with the background."""
+    prob = torch.sigmoid(object_logits)  # B x N x H x W
+    if selector is not None:
+        prob = prob * selector.view(*selector.shape[:2], 1, 1).to(prob.dtype)
+    logits, prob = aggregate(prob, dim=1, return_logits=True)  # B x (N + 1) x H x W
+    return SegmentOutput(hidden, logits, prob, attention, queries)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .attention import attend, feed_forward, padding_mask
+from .attention import attend, feed_forward, padding_mask, residual_norm
 
 
 class QueryContentInteraction(nn.Module):
+    """Eq. 3 is the queries' self-attention (`self_attn`, then `norm2`); Eq. 4 is their
+    cross-attention to the serialised readout (`cross_attn`, then `norm1`); an FFN (`norm3`) follows."""
+
     def __init__(self, dim: int = 256, ffn_dim: int = 1024, heads: int = 8, dropout: float = 0.1):
         super().__init__()
         self.dropout = dropout
@@ -39,12 +41,14 @@ class QueryContentInteraction(nn.Module):
         Returns the queries and a dict of weights ("self": B x heads x N x N,
         "cross": B x heads x N x S) when `need_weights`, else None.
         """
+        # Eq. 3: the queries attend to each other
         attended, self_weights = attend(self.self_attn, queries, queries, padding_mask(object_valid), need_weights)
-        queries = self.norm2(queries + F.dropout(attended, self.dropout, self.training))
+        queries = residual_norm(queries, attended, self.norm2, self.dropout, self.training)
+        # Eq. 4: each query attends to the serialised readout of every object
         attended, cross_weights = attend(self.cross_attn, queries, content, padding_mask(content_valid), need_weights)
-        queries = self.norm1(queries + F.dropout(attended, self.dropout, self.training))
+        queries = residual_norm(queries, attended, self.norm1, self.dropout, self.training)
         ffn = feed_forward(queries, self.linear1, self.linear2, self.dropout, self.training)
-        queries = self.norm3(queries + F.dropout(ffn, self.dropout, self.training))
+        queries = residual_norm(queries, ffn, self.norm3, self.dropout, self.training)
         weights = {"self": self_weights, "cross": cross_weights} if need_weights else None
         return queries, weights
 

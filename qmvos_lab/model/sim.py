@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import attend, feed_forward, padding_mask
+from .attention import attend, feed_forward, padding_mask, residual_norm
 
 
 class UpsampleFuse(nn.Module):
@@ -78,8 +78,8 @@ class QueryInteraction(nn.Module):
         """queries: B x N x C; object_valid: B x N (False = padding). Returns queries and the
         self-attention weights B x heads x N x N (or None)."""
         attended, weights = attend(self.self_attn, queries, queries, padding_mask(object_valid), need_weights)
-        queries = self.norm1(queries + F.dropout(attended, self.dropout, self.training))
+        queries = residual_norm(queries, attended, self.norm1, self.dropout, self.training)
         # the released block calls a missing `forward_ffn` here (a crash); this is the FFN it describes
         ffn = feed_forward(queries, self.linear1, self.linear2, self.dropout, self.training)
-        queries = self.norm2(queries + F.dropout(ffn, self.dropout, self.training))
+        queries = residual_norm(queries, ffn, self.norm2, self.dropout, self.training)
         return queries, weights

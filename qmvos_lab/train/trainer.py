@@ -1,8 +1,8 @@
 """The trainer: optimisation, checkpoints that resume exactly, metrics, and DDP through torchrun.
 
 `Trainer(config, run_dir).train()` runs `config.iterations` iterations of the training pass
-(clip_pass.py) with AdamW, MultiStepLR, gradient clipping and frozen BatchNorm (as upstream),
-optionally with autocast (bf16 where supported). It writes into `run_dir`:
+(clip_pass.py, through `TrainWrapper`) with AdamW, MultiStepLR, gradient clipping and frozen
+BatchNorm (as upstream), optionally with autocast (bf16 where supported). It writes into `run_dir`:
     config.json          the TrainConfig and the ModelConfig
     metrics.jsonl        one line per `log_every` iterations: loss terms averaged over those
                          iterations, lr, it/s, memory
@@ -37,7 +37,7 @@ from ..config import TrainConfig
 from ..errors import UserError
 from ..model import build_network
 from ..resources import peak_memory_mib
-from .clip_pass import PassConfig, clip_pass
+from .clip_pass import PassConfig, TrainWrapper
 from .data import build_dataset
 from .losses import clip_loss
 
@@ -108,6 +108,7 @@ class Trainer:
             for part in (self.model.key_encoder, self.model.value_encoder, self.model.decoder):
                 part.compile()
         self.network = self.model
+        self.model = TrainWrapper(self.network, PassConfig(config.num_ref_frames, config.deep_update_prob))
         if self.distributed:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[local_rank] if self.device.type == "cuda" else None,
@@ -222,8 +223,7 @@ class Trainer:
             freeze_batchnorm(self.model)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
         with autocast:
-            out = clip_pass(self.model, frames, masks, selector, PassConfig(c.num_ref_frames, c.deep_update_prob),
-                            self.generator)
+            out = self.model(frames, masks, selector, self.generator)  # TrainWrapper.forward: the clip pass
             losses = clip_loss([x.float() for x in out["logits"]], [x.float() for x in out["probs"]], labels,
                                num_objects, self.iteration, int(c.start_warm * c.iterations),
                                int(c.end_warm * c.iterations))

@@ -34,8 +34,7 @@ def segment_generated(model, videos: list[GeneratedVideo], config: InferenceConf
     config = config or InferenceConfig(size=-1)
     predictions, recorded = [], None
     for index, video in enumerate(videos):
-        record = index == record_attention_of and getattr(model, "uses_queries", False)
-        segmenter = VideoSegmenter(model, config, record_attention=record)
+        segmenter = VideoSegmenter(model, config, record_attention=index == record_attention_of)
         given = video.given_masks()
         results = [segmenter.step(frame, given.get(t), end=t == len(video.frames) - 1)
                    for t, frame in enumerate(video.frames)]

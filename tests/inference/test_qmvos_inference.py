@@ -39,7 +39,7 @@ def test_queries_follow_the_previous_prediction(nets, video):
         features = net.encode_key(to_image_tensor(frames[1])[None])[3:]
         hard = torch.from_numpy(result.labels.astype(np.int64))
         masks_1 = torch.stack([hard == i for i in segmenter.object_ids])[None]  # 1 x N x H x W
-        expected, _ = net.init_queries(features, masks_1)
+        expected = net.init_queries(features, masks_1)
     torch.testing.assert_close(segmenter.core.queries, expected, rtol=1e-4, atol=1e-4)
 
 

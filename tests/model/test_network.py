@@ -74,9 +74,10 @@ def test_stages_are_equivariant_to_object_order(net):
         torch.testing.assert_close(value_p, value[:, perm], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(new_hidden_p, new_hidden[:, perm], rtol=1e-4, atol=1e-4)
         readout = torch.randn(1, 3, 512, 4, 4)
-        h, logits, prob = net.segment((f16, f8, f4), readout, hidden)
-        h_p, logits_p, prob_p = net.segment((f16, f8, f4), readout[:, perm], hidden[:, perm])
-        torch.testing.assert_close(prob_p, prob[:, perm], rtol=1e-4, atol=1e-4)
+        h, logits, prob = net.segment((f16, f8, f4), readout, hidden)[:3]
+        h_p, logits_p, prob_p = net.segment((f16, f8, f4), readout[:, perm], hidden[:, perm])[:3]
+        torch.testing.assert_close(prob_p[:, 1:], prob[:, 1:][:, perm], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(prob_p[:, 0], prob[:, 0], rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(h_p, h[:, perm], rtol=1e-4, atol=1e-4)
 
 
@@ -85,20 +86,28 @@ def test_segment_probabilities_and_selector(net):
     _, _, _, f16, f8, f4 = net.encode_key(frame)
     readout, hidden = torch.randn(1, 2, 512, 4, 4), torch.zeros(1, 2, 64, 4, 4)
     with torch.no_grad():
-        h, logits, prob = net.segment((f16, f8, f4), readout, hidden, strip_bg=False)
-        assert prob.shape == logits.shape == (1, 3, 64, 64)
-        torch.testing.assert_close(prob.sum(1), torch.ones(1, 64, 64))
-        _, _, prob_sel = net.segment((f16, f8, f4), readout, hidden, selector=torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+        out = net.segment((f16, f8, f4), readout, hidden)
+        assert out.prob.shape == out.logits.shape == (1, 3, 64, 64)  # background first
+        torch.testing.assert_close(out.prob.sum(1), torch.ones(1, 64, 64))
+        torch.testing.assert_close(out.object_prob, out.prob[:, 1:])
+        assert out.attention is None and out.queries is None  # XMem has no queries
+        prob_sel = net.segment((f16, f8, f4), readout, hidden, selector=torch.tensor([[1.0, 0.0]])).object_prob
         assert prob_sel[:, 1].max() < 1e-5  # a deselected object gets (clamped) zero probability
-        h_none, _, _ = net.segment((f16, f8, f4), readout, hidden, h_out=False)
-        assert h_none is None
+        assert net.segment((f16, f8, f4), readout, hidden, update_hidden=False).hidden is None
+        with pytest.raises(TypeError):  # flags are keyword-only
+            net.segment((f16, f8, f4), readout, hidden, None)
 
 
-def test_forward_dispatches_by_stage(net):
+def test_xmem_answers_the_query_calls_with_none(net):
     frame = torch.randn(1, 3, 32, 32)
-    assert net("encode_key", frame)[0].shape == (1, 64, 2, 2)
-    with pytest.raises(ValueError, match="unknown stage"):
-        net("decode", frame)
+    _, _, _, f16, f8, f4 = net.encode_key(frame)
+    assert net.init_queries((f16, f8, f4), torch.ones(1, 1, 32, 32)) is None
+    assert net.propagate_queries((f16, f8, f4), torch.rand(1, 2, 32, 32), None) == (None, None)
+
+
+def test_there_is_no_string_dispatch(net):
+    with pytest.raises(RuntimeError, match="TrainWrapper"):
+        net("encode_key", torch.randn(1, 3, 32, 32))
 
 
 def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
@@ -116,9 +125,9 @@ def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
         hidden = torch.zeros(1, 2, 64, 30, 54)
         value, hidden = net.encode_value(image, f16, hidden, masks)
         readout = net.read_memory(key, selection, key.unsqueeze(2), shrinkage.unsqueeze(2), value.unsqueeze(3), top_k=30)
-        hidden, logits, prob = net.segment((f16, f8, f4), readout, hidden)
+        hidden, logits, prob = net.segment((f16, f8, f4), readout, hidden)[:3]
     assert value.shape == (1, 2, 512, 30, 54) and readout.shape == (1, 2, 512, 30, 54)
-    assert prob.shape == (1, 2, 480, 864) and hidden.shape == (1, 2, 64, 30, 54)
+    assert prob.shape == (1, 3, 480, 864) and hidden.shape == (1, 2, 64, 30, 54)
     assert torch.isfinite(prob).all() and (prob.sum(1) <= 1 + 1e-5).all()
 
 
@@ -138,8 +147,8 @@ def test_small_size_uses_resnet18_features_and_narrow_decoder():
     readout = net.read_memory(key[:, :, 1], selection[:, :, 1], key[:, :, :1], shrinkage[:, :, :1], value.unsqueeze(3))
     g16, g8, g4 = net.decoder.decode(f16[:, 1], f8[:, 1], f4[:, 1], hidden, readout)
     assert (g16.shape[2], g8.shape[2], g4.shape[2]) == config.decoder_dims
-    hidden, logits, prob = net.segment((f16[:, 1], f8[:, 1], f4[:, 1]), readout, hidden)
-    assert prob.shape == (1, 2, 64, 96) and hidden.shape == (1, 2, config.hidden_dim, 4, 6)
+    hidden, logits, prob = net.segment((f16[:, 1], f8[:, 1], f4[:, 1]), readout, hidden)[:3]
+    assert prob.shape == (1, 3, 64, 96) and hidden.shape == (1, 2, config.hidden_dim, 4, 6)
     assert sum(p.numel() for p in net.parameters()) < 0.2 * sum(p.numel() for p in XMem().parameters())
 
 

@@ -85,7 +85,7 @@ def test_logits_are_queries_dotted_with_g4(qmvos):
     f16, f8, f4 = features_of(qmvos)
     masks = torch.zeros(1, 2, 64, 96)
     masks[:, 0, :32], masks[:, 1, 32:] = 1, 1
-    queries, _ = qmvos.init_queries((f16, f8, f4), masks)
+    queries = qmvos.init_queries((f16, f8, f4), masks)
     readout, hidden = torch.randn(1, 2, 512, 4, 6), torch.randn(1, 2, 64, 4, 6)
     with torch.no_grad():
         _, logits, refined, weights = qmvos.decoder(f16, f8, f4, hidden, readout, queries, need_weights=True)
@@ -102,12 +102,16 @@ def test_attention_maps_and_no_change_from_asking_for_them(qmvos):
     masks[:, 0, :20], masks[:, 1, 20:40] = 1, 1
     valid = torch.tensor([[True, True, False]])
     with torch.no_grad():
-        queries, sim_weights = qmvos.init_queries((f16, f8, f4), masks, valid, need_weights=True)
+        queries, sim_weights = qmvos.sim((f16, f8, f4), masks, valid, need_weights=True)
+        torch.testing.assert_close(queries, qmvos.init_queries((f16, f8, f4), masks, valid))
         readout, hidden = torch.randn(1, 3, 512, 4, 6), torch.randn(1, 3, 64, 4, 6)
-        plain = qmvos.segment((f16, f8, f4), readout, hidden, queries, valid)
-        *with_maps, maps = qmvos.segment((f16, f8, f4), readout, hidden, queries, valid, need_weights=True)
-    for a, b in zip(plain, with_maps):  # the fused path and the explicit one agree up to rounding
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+        plain = qmvos.segment((f16, f8, f4), readout, hidden, queries=queries, object_valid=valid)
+        with_maps = qmvos.segment((f16, f8, f4), readout, hidden, queries=queries, object_valid=valid,
+                                  need_weights=True)
+        maps = with_maps.attention
+    assert plain.attention is None
+    for name in ("hidden", "logits", "prob", "queries"):  # the fused path and the explicit one agree up to rounding
+        torch.testing.assert_close(getattr(plain, name), getattr(with_maps, name), rtol=1e-3, atol=1e-3)
     assert sim_weights.shape == (1, 8, 3, 3)
     cross = maps["cross"]
     assert cross.shape == (1, 3, 8, 3, 4, 6)  # queries x heads x objects x H x W
@@ -129,11 +133,11 @@ def test_every_table3_variant_runs_trains_and_round_trips(name, tmp_path):
     key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames)
     masks = torch.zeros(1, 2, 64, 64)
     masks[:, 0, :32], masks[:, 1, 32:] = 1, 1
-    queries, _ = net("init_queries", (f16[:, 0], f8[:, 0], f4[:, 0]), masks)
+    queries = net.init_queries((f16[:, 0], f8[:, 0], f4[:, 0]), masks)
     value, hidden = net.encode_value(frames[:, 0], f16[:, 0], torch.zeros(1, 2, 64, 4, 4), masks)
     readout = net.read_memory(key[:, :, 1], selection[:, :, 1], key[:, :, :1], shrinkage[:, :, :1], value.unsqueeze(3))
-    hidden, logits, prob = net.segment((f16[:, 1], f8[:, 1], f4[:, 1]), readout, hidden, queries)
-    assert prob.shape == (1, 2, 64, 64)
+    hidden, logits, prob = net.segment((f16[:, 1], f8[:, 1], f4[:, 1]), readout, hidden, queries=queries)[:3]
+    assert prob.shape == (1, 3, 64, 64)
     logits.sum().backward()
     assert net.decoder.QCIM.cross_attn.in_proj_weight.grad.abs().sum() > 0
     sim_param = next(p for n, p in net.named_parameters() if n.startswith(("input_proj", "f8_proj")))
@@ -148,7 +152,7 @@ def test_released_weights_load_strictly_and_are_detected(tmp_path):
     torch.save(state, tmp_path / "QMVOS.pth")
     model = load_checkpoint(tmp_path / "QMVOS.pth")
     assert isinstance(model, QMVOS) and model.checkpoint_info.variant == "qmvos"
-    assert model.config.is_default_qmvos
+    assert model.config == ModelConfig(queries=True)
 
 
 def test_qmvos_initialised_from_xmem(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qmvos_lab.checkpoints import load_checkpoint
-from qmvos_lab.train.clip_pass import hard_masks
+from qmvos_lab.model import hard_masks
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.trainer import EpochSampler, Trainer, read_metrics
 
@@ -23,7 +23,7 @@ def losses(history):
 
 
 def test_hard_masks_are_the_argmax_with_background():
-    prob = torch.tensor([[[[0.6, 0.2]], [[0.3, 0.1]]]])  # B x N x 1 x 2; background = 0.1 and 0.7
+    prob = torch.tensor([[[[0.1, 0.7]], [[0.6, 0.2]], [[0.3, 0.1]]]])  # B x (N + 1) x 1 x 2, background first
     assert hard_masks(prob).tolist() == [[[[1.0, 0.0]], [[0.0, 0.0]]]]
 
 
