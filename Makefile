@@ -10,7 +10,7 @@ DEPS_STAMP := $(VENV)/.deps-$(DEPS_HASH)
 # ... and point the editable install at this checkout (a cached venv may serve several clones).
 SRC_STAMP := $(VENV)/.src-$(shell echo '$(CURDIR)' | sha256sum | cut -c1-16)-$(DEPS_HASH)
 
-.PHONY: install demo test test-fast lab clean-venv
+.PHONY: install demo test test-fast lab notebooks sync-notebooks clean-venv
 
 $(DEPS_STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,24 @@ test: install
 	$(PY) -m pytest -q
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not e2e"
+	$(PY) -m pytest -q -m "not slow and not e2e and not notebooks"
 
 lab: install
 	$(PY) -m pip install --quiet -e '.[dev,lab]'
 	$(VENV)/bin/jupyter lab notebooks/
+
+# execute every notebook in full mode and render it to HTML (outputs/notebooks/), so a reader can
+# browse the results without running them
+notebooks: install
+	@mkdir -p outputs/notebooks
+	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
+		$(abspath $(PY)) -m jupyter nbconvert --execute --to html --output-dir ../outputs/notebooks \
+			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; done
+
+# after editing a notebook's .py source (or the .ipynb in JupyterLab): update its pair, outputs stripped
+sync-notebooks: install
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+	$(PY) -m jupyter nbconvert --clear-output --inplace notebooks/[0-9][0-9]_*.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

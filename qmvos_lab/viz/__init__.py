@@ -13,17 +13,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+# the overlay helpers are light (no matplotlib) and the function `overlay` shares its module's name:
+# import them now, so that `viz.overlay` is always the function
+from .overlay import VideoWriter, overlay, palette_colours, write_video  # noqa: E402,F401
+
 _MODULES = {
+    "animation": ["animate_frames", "animation_of"],
     "attention": ["affinity_over_memory", "attention_figure", "attention_mass", "attention_mass_matrix",
                   "attention_per_object", "cross_attention"],
     "common": ["ATTENTION_CMAP", "FEATURE_CMAP", "events_by_name", "to_numpy"],
     "heatmaps": ["readout_channels", "show_heatmaps"],
-    "overlay": ["VideoWriter", "overlay", "palette_colours", "write_video"],
     "plots": ["jf_per_variant", "jf_per_video", "loss_curves", "memory_over_time", "metric_over_time", "show_frames"],
     "save": ["save_figure"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "VideoWriter", "overlay", "palette_colours", "write_video"])
 
 
 def __getattr__(name: str):
@@ -37,10 +41,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for IDEs and type checkers
+    from .animation import animate_frames, animation_of
     from .attention import (affinity_over_memory, attention_figure, attention_mass, attention_mass_matrix,
                             attention_per_object, cross_attention)
     from .common import ATTENTION_CMAP, FEATURE_CMAP, events_by_name, to_numpy
     from .heatmaps import readout_channels, show_heatmaps
-    from .overlay import VideoWriter, overlay, palette_colours, write_video
     from .plots import jf_per_variant, jf_per_video, loss_curves, memory_over_time, metric_over_time, show_frames
     from .save import save_figure

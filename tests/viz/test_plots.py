@@ -210,7 +210,8 @@ def test_jf_per_video_and_per_variant_use_seaborn(monkeypatch):
 
 
 # ---------------------------------------------------------------- the backend and pyplot stay untouched
-NOT_PLOTS = {"ATTENTION_CMAP", "FEATURE_CMAP", "VideoWriter", "attention_mass", "attention_per_object",
+NOT_PLOTS = {"ATTENTION_CMAP", "FEATURE_CMAP", "VideoWriter", "animate_frames", "animation_of", "attention_mass",
+             "attention_per_object",
              "events_by_name", "overlay", "palette_colours", "save_figure", "to_numpy", "write_video"}
 
 
@@ -270,3 +271,10 @@ def test_plots_that_take_an_ax_draw_on_it_and_return_its_figure():
         host = Figure()
         ax = host.add_subplot()
         assert plot(ax) is host and (ax.lines or ax.images or ax.patches or ax.collections), name
+
+
+def test_animations_are_self_contained_html_with_every_frame():
+    html = viz.animate_frames(frames(3), fps=4, titles=["a", "b", "c"])
+    assert html.count("data:image/png;base64") == 3 and "<script" in html
+    with pytest.raises(ValueError, match="T x H x W x 3"):
+        viz.animate_frames(np.zeros((3, 8, 8)))
