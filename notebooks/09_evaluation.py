@@ -1,0 +1,191 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Evaluation: J, F and the DAVIS protocol
+#
+# **Goals.**
+# 1. Compute the region similarity J (IoU) and the boundary F-measure by hand and check them
+#    against `qmvos_lab.eval.metrics`, which matches the official DAVIS tool exactly.
+# 2. See how the boundary tolerance works (a disk of radius 0.008 x the image diagonal).
+# 3. Understand the statistics of the protocol: Mean, Recall and Decay per object, and J&F.
+# 4. Draw per-frame J curves for a trained network and find its failure cases automatically.
+#
+# **Papers.** Perazzi et al., *A Benchmark Dataset and Evaluation Methodology for Video Object
+# Segmentation*, CVPR 2016, Sec. 3 (J, F, and their statistics); the semi-supervised protocol of
+# DAVIS 2017 (Pont-Tuset et al.): the first frame and the last frame are not scored.
+
+# %% tags=["parameters"]
+from qmvos_lab.zoo import smoke_mode
+
+SMOKE = smoke_mode()  # QMVOS_LAB_SMOKE=1: shorter videos, fewer of them
+NUM_VIDEOS = 3 if SMOKE else 10
+PRESET = "cpu-tiny"
+
+# %%
+# %matplotlib inline
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from qmvos_lab import viz, zoo
+from qmvos_lab.data.synthetic import split_videos
+from qmvos_lab.eval.davis import evaluate_sequence
+from qmvos_lab.eval.metrics import boundary_map, boundary_radius, decay_bin_edges, f_measure, jaccard, statistics
+from qmvos_lab.train.validate import jf_mean, jf_table, segment_generated
+
+# %% [markdown]
+# ## 1. J: region similarity
+#
+# J is the intersection over union of the predicted mask M and the ground truth G:
+# $J = |M \cap G| / |M \cup G|$. When both are empty the official tool scores 1 (nothing to find,
+# nothing found). Two squares shifted by two pixels, by hand:
+
+# %%
+gt = np.zeros((40, 60), bool)
+gt[10:30, 10:30] = True
+pred = np.zeros_like(gt)
+pred[12:32, 12:32] = True
+by_hand = (gt & pred).sum() / (gt | pred).sum()
+assert math.isclose(by_hand, jaccard(gt, pred))
+assert jaccard(np.zeros_like(gt), np.zeros_like(gt)) == 1.0
+print(f"J = {by_hand:.4f}")
+
+# %% [markdown]
+# ## 2. F: boundary accuracy
+#
+# F compares the *contours*. Each mask's boundary is the set of pixels that differ from their right,
+# lower or lower-right neighbour (`boundary_map`). A predicted boundary pixel counts as correct
+# when a ground-truth boundary pixel lies within a disk of radius
+# $r = \lceil 0.008 \cdot \sqrt{H^2 + W^2} \rceil$ (precision), and conversely (recall);
+# $F = 2PR / (P + R)$.
+
+# %%
+radius = boundary_radius(*gt.shape)
+gt_boundary, pred_boundary = boundary_map(gt), boundary_map(pred)
+
+
+def within(boundary, other, radius):
+    """For each pixel of `boundary`, is a pixel of `other` within the disk? (by hand, slowly)"""
+    ys, xs = np.nonzero(other)
+    hits = []
+    for y, x in zip(*np.nonzero(boundary)):
+        hits.append(((ys - y) ** 2 + (xs - x) ** 2 <= radius ** 2).any())
+    return np.array(hits)
+
+
+precision = within(pred_boundary, gt_boundary, radius).mean()
+recall = within(gt_boundary, pred_boundary, radius).mean()
+f_by_hand = 2 * precision * recall / (precision + recall)
+assert math.isclose(f_by_hand, f_measure(gt, pred), rel_tol=1e-9)
+print(f"radius {radius} px: precision {precision:.3f}, recall {recall:.3f}, F = {f_by_hand:.4f}")
+
+# %%
+fig = Figure(figsize=(9, 3))
+for ax, (title, image) in zip(fig.subplots(1, 3), [("ground truth and prediction", gt * 1.0 + pred * 0.5),
+                                                    ("ground-truth boundary", gt_boundary),
+                                                    ("predicted boundary", pred_boundary)]):
+    ax.imshow(image, cmap="gray")
+    ax.set_title(title)
+    ax.set_axis_off()
+fig
+
+# %% [markdown]
+# A shift of two pixels costs J a lot on a small object but costs F nothing: both boundaries lie
+# within the tolerance of each other. Shift it further and watch F fall off a cliff at the radius:
+
+# %%
+shifts = np.arange(0, 9)
+scores = []
+for s in shifts:
+    moved = np.zeros_like(gt)
+    moved[10 + s:30 + s, 10:30] = True
+    scores.append({"shift (px)": s, "J": jaccard(gt, moved), "F": f_measure(gt, moved)})
+scores = pd.DataFrame(scores)
+viz.metric_over_time(scores["shift (px)"], {"J": scores["J"], "F": scores["F"]},
+                     events={"tolerance radius": [radius]}, ylabel="score", title="J and F against a vertical shift")
+
+# %% [markdown]
+# ## 3. The protocol: Mean, Recall, Decay
+#
+# For each object, over the evaluated frames (all but the first, which is given, and the last):
+# **Mean** of the per-frame scores, **Recall** the fraction of frames scoring above 0.5, and
+# **Decay** the mean of the first quarter minus the mean of the last quarter (how much worse it
+# gets over time; the bin edges are those of the official code). J&F is the mean of J-Mean and F-Mean.
+
+# %%
+per_frame = np.array([0.9, 0.8, 0.85, 0.7, 0.6, 0.4, 0.55, 0.3])
+edges = decay_bin_edges(len(per_frame))
+mean, recall, decay = statistics(per_frame)
+assert math.isclose(mean, per_frame.mean()) and math.isclose(recall, (per_frame > 0.5).mean())
+assert math.isclose(decay, per_frame[edges[0]:edges[1] + 1].mean() - per_frame[edges[3]:edges[4] + 1].mean())
+print(f"bin edges {edges.tolist()}: mean {mean:.3f}, recall {recall:.3f}, decay {decay:.3f}")
+
+# %% [markdown]
+# ## 4. A trained network on held-out videos: per-frame J, and where it fails
+#
+# `evaluate_sequence` scores every object on every interior frame (objects x frames), exactly as the
+# folder-level `qmvos-lab evaluate` does.
+
+# %%
+qmvos = zoo.trained("qmvos-small", PRESET)
+videos = list(split_videos("synthetic-val", NUM_VIDEOS, length=10 if SMOKE else 20))
+predictions = segment_generated(qmvos, videos)[0]
+rows = []
+for video, prediction in zip(videos, predictions):
+    j, f = evaluate_sequence(video.labels, prediction[1:-1], name=video.name)
+    for obj in range(j.shape[0]):
+        for t in range(j.shape[1]):
+            rows.append({"video": video.name, "object": obj + 1, "frame": t + 1, "J": j[obj, t], "F": f[obj, t]})
+frames = pd.DataFrame(rows)
+table = jf_table(videos, predictions)
+print(f"J&F over {len(videos)} videos: {jf_mean(table):.3f}")
+assert math.isclose(jf_mean(table), (frames.groupby(["video", "object"]).J.mean().mean()
+                                     + frames.groupby(["video", "object"]).F.mean().mean()) / 2)
+
+# %%
+curves = {f"{v[-3:]} obj {o}": g.J.to_numpy() for (v, o), g in frames.groupby(["video", "object"])}
+viz.metric_over_time(np.arange(1, len(next(iter(curves.values()))) + 1), curves, ylabel="J",
+                     title="per-frame J of every object")
+
+# %% [markdown]
+# **Failure cases, found automatically.** The frames with the lowest J, with the prediction next to
+# the ground truth:
+
+# %%
+worst = frames.nsmallest(4, "J")
+worst
+
+# %%
+panels, titles = [], []
+by_name = {v.name: (v, p) for v, p in zip(videos, predictions)}
+for _, row in worst.iterrows():
+    video, prediction = by_name[row.video]
+    t = int(row.frame)
+    panels.append(np.concatenate([viz.overlay(video.frames[t], video.labels[t]),
+                                  viz.overlay(video.frames[t], prediction[t])], 1))
+    titles.append(f"{row.video[-3:]} frame {t} object {row.object}: J {row.J:.2f}")
+viz.show_frames(np.stack(panels), titles=titles, columns=2)
+
+# %% [markdown]
+# **Exercises.**
+# 1. Shift the square diagonally instead of vertically: at which shift does F drop, and why is it
+#    not the same as for a vertical shift?
+# 2. Evaluate the copy-the-first-mask baseline (`qmvos_lab.train.validate.copy_first_mask`) on the
+#    same videos: which statistic (Mean, Recall, Decay) separates it most clearly from QMVOS?
+# 3. Write the predictions to a folder (`qmvos-lab data generate` writes the ground truth in the DAVIS
+#    layout) and check that `qmvos-lab evaluate` gives the same J&F as this notebook.
