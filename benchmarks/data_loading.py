@@ -1,7 +1,7 @@
 """Training-clip throughput per source, with DataLoader workers (default 2, as on the 2-core machines).
 
     python benchmarks/data_loading.py [--workers 2] [--batch 4] [--batches 10] [--crop 384] [--frames 8]
-                                      [--davis ../shared/data/davis16-240p]
+                                      [--davis PATH (default $QMVOS_LAB_DAVIS16)]
 
 For scale, compare with a training step: the official XMem trainer ran 2.19 it/s at batch 8
 (17.5 clips/s) on an H200; a loader must deliver more clips per second than the GPU consumes.
@@ -10,6 +10,7 @@ For scale, compare with a training step: the official XMem trainer ran 2.19 it/s
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def main():
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--crop", type=int, default=384)
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--davis", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "davis16-240p")
+    parser.add_argument("--davis", type=Path, default=Path(os.environ.get("QMVOS_LAB_DAVIS16", "data/davis16-240p")),
+                        help="the 240p DAVIS-2016 train split (default $QMVOS_LAB_DAVIS16)")
     args = parser.parse_args()
     config = ClipConfig(num_frames=args.frames, crop_size=args.crop)
     samples = args.batch * (args.batches + 2) * 4

@@ -2,7 +2,7 @@
 
 Usage (the released code is GPL-3.0: fetch it yourself to run it, never copy from it):
     python benchmarks/parity_qmvos_inference.py --qmvos-repo /path/to/QMVOS \
-        [--frames-dir ../shared/data/davis16-240p/JPEGImages/240p/bear --masks-dir ...]
+        [--frames-dir $QMVOS_LAB_DAVIS16/JPEGImages/240p/bear --masks-dir ...]
 
 Same weights (random, realistic scales), same preprocessed frames, two objects given on the first
 frame (the sequence's mask split into a left and a right part), CPU, fp32. The released SIM's

@@ -2,8 +2,8 @@
 
 Usage (the official code is fetched by you, never committed):
     python benchmarks/parity_xmem_inference.py --xmem-repo /path/to/XMem \
-        [--frames-dir ../shared/data/davis16-240p/JPEGImages/240p/bear \
-         --masks-dir ../shared/data/davis16-240p/Annotations/240p/bear]
+        [--frames-dir $QMVOS_LAB_DAVIS16/JPEGImages/240p/bear \
+         --masks-dir $QMVOS_LAB_DAVIS16/Annotations/240p/bear]
 
 Both implementations get the same weights (random, with realistic activation scales), the same
 preprocessed frames and the same masks, on the CPU in fp32. The object mask of the sequence is
@@ -15,6 +15,7 @@ it prints the max |Δprob| over all frames and pixels and the argmax agreement.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def load_clip(frames_dir: Path, masks_dir: Path, count: int, size: int):
 
 
 def add_clip_arguments(parser: argparse.ArgumentParser, frames: int) -> None:
-    """The clip both inference parity scripts read: a DAVIS-2016 240p sequence from shared data."""
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis16-240p"
+    """The clip both inference parity scripts read: a DAVIS-2016 240p sequence (by default from
+    the folder that $QMVOS_LAB_DAVIS16 names)."""
+    data = Path(os.environ.get("QMVOS_LAB_DAVIS16", "data/davis16-240p"))
     parser.add_argument("--frames-dir", type=Path, default=data / "JPEGImages" / "240p" / "bear")
     parser.add_argument("--masks-dir", type=Path, default=data / "Annotations" / "240p" / "bear")
     parser.add_argument("--frames", type=int, default=frames)

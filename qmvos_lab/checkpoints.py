@@ -76,6 +76,10 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
         except DownloadError as error:
             raise CheckpointError(str(error)) from None
     path = Path(source).expanduser()
+    if path.is_dir():
+        inside = ", ".join(p.name for p in sorted(path.glob("*.pth"))[:3])
+        raise CheckpointError(f"checkpoint {source} is a folder, not a file; give "
+                              f"{f'one of the files in it ({inside})' if inside else 'a .pth file'}")
     if not path.is_file():
         known = ", ".join(OFFICIAL_CHECKPOINTS)
         raise CheckpointError(f"checkpoint {source} not found: give a file, a URL, or one of {known}")
@@ -89,8 +93,13 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, IndexError, KeyError, TypeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if len(first_line) > 120:  # cut at a word, never mid-word
+            first_line = first_line[:120].rsplit(" ", 1)[0].rstrip(".,:;") + " ..."
+        cached = default_cache_dir().resolve() in Path(path).resolve().parents
+        advice = ("delete it so that it downloads again" if cached
+                  else "check that it is the checkpoint you meant (a file saved with torch.save)")
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file, truncated, or "
-                              f"not loadable safely ({first_line[:120]}); download it again") from None
+                              f"not loadable safely ({first_line}); {advice}") from None
     if not isinstance(content, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(content).__name__}, not a state dict")
     saved_config = content.get("config") if content.get("format") == "qmvos-lab" else None

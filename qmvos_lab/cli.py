@@ -1,12 +1,24 @@
-"""The `qmvos-lab` command line. Each subcommand is a thin layer over the library."""
+"""The `qmvos-lab` command line. Each subcommand is a thin layer over the library.
+
+This is where every user-facing failure becomes one line on stderr, `qmvos-lab <command>:
+error: <what, where, how to fix>`, with exit status 2: bad arguments (argparse), the library's
+UserErrors, and the operating system's refusals (a full disk, a permission). Ctrl-C and SIGTERM
+stop a command the same way (exit status 130 and 143): what was being written is removed and the
+previous output stays as it was; a download keeps its partial file, and a training run saves a
+checkpoint to resume from (and exits with 130). Each command checks its inputs and outputs before
+loading a model or starting the work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from .errors import QmvosLabError, UserError
+
+GPU_PRESETS = ("gpu-davis16", "paper")  # training presets sized for GPUs (train/presets.py)
 
 DESCRIPTION = """\
 QMVOS Lab: learn, run, train and ablate QMVOS (query modulation for semi-supervised video
@@ -15,8 +27,13 @@ options of each subcommand."""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .atomic import check_writable
     from .demo import run_demo
+    from .zoo import cache_root
 
+    for setting, path in (("--output", args.output), ("--cache", cache_root(args.cache)),
+                          ("data folder", "data/generated")):
+        check_writable(path, setting)
     run_demo(iterations=args.iterations, videos=args.videos, output=args.output, cache=args.cache,
              progress=not args.quiet)
     return 0
@@ -40,7 +57,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import load_inputs, prepare_output, segment_to_folder
+    from .segment import check_device, check_outputs, check_size, load_inputs, segment_to_folder
 
     try:
         config = InferenceConfig(
@@ -50,10 +67,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
             max_long_term_elements=args.max_long_term_elements, size=args.size)
     except ValueError as error:
         raise UserError(str(error).replace("InferenceConfig.", "--").replace("_", "-")) from None
-    inputs = load_inputs(args.frames, args.masks)  # bad input fails before the model is loaded
-    if args.overlay is not None and Path(args.overlay).suffix.lower() not in (".gif", ".mp4"):
-        raise UserError(f"--overlay {args.overlay}: use a .gif or .mp4 file name")
-    prepare_output(Path(args.output), args.overwrite, check_only=True)
+    check_device(args.device)
+    # everything is checked before the model is loaded
+    inputs = load_inputs(args.frames, args.masks)
+    check_size(config.size, inputs.frame_size)
+    check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
                                 amp=args.amp, save_scores=args.save_scores, overlay_path=args.overlay,
@@ -63,8 +81,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from .atomic import check_writable
+
     if args.root is None:
         args.root = "data" if args.action == "download" else "data/generated"
+    check_writable(args.root, "--root")
     if args.action == "download":
         from .data.datasets import download_dataset
 
@@ -80,44 +101,57 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_settings(pairs: list[str]) -> dict:
-    """--set key=value ... -> typed values (JSON where it parses: numbers, true/false, lists)."""
-    import json
+def _check_training_device(args: argparse.Namespace) -> None:
+    """A GPU preset on a machine without a GPU would run for hours or run out of memory: refuse."""
+    import torch
 
-    settings = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise UserError(f"--set {pair}: expected key=value")
-        try:
-            settings[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            settings[key] = raw
-    return settings
+    if args.preset in GPU_PRESETS and not torch.cuda.is_available() and not args.allow_cpu:
+        raise UserError(f"--preset {args.preset} is sized for a GPU and this machine has none (CUDA unavailable); "
+                        "use --preset cpu-tiny, or pass --allow-cpu to train it on the CPU anyway")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train.presets import preset
-    from .train.trainer import Trainer
+    import importlib.util
 
-    overrides = _parse_settings(args.set or [])
-    overrides["ablation"] = args.ablation or args.model
+    from .atomic import check_writable
+    from .train.data import check_data
+    from .train.presets import preset
+    from .train.settings import check_config, parse_settings
+
+    _check_training_device(args)
+    overrides = parse_settings(args.set or [])
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues a run and --overwrite restarts it; choose one")
+    overrides["ablation"] = overrides.get("ablation", args.ablation or args.model)
     try:
         config = preset(args.preset, **overrides)
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from None
-    name = args.name or f"{args.preset}-{config.ablation}"
-    config.name = name
-    run_dir = Path(args.runs_dir) / name
+    config.name = args.name or overrides.get("name") or f"{args.preset}-{config.ablation}"
+    check_config(config)
+    check_data(config)
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("tensorboard=true needs the tensorboard package: pip install tensorboard")
+    run_dir = Path(args.runs_dir) / config.name
+    check_writable(run_dir, "--runs-dir")
+    if args.resume and not (run_dir / "checkpoint.pth").is_file():
+        why = " (the run stopped before its first checkpoint); restart it with --overwrite" if run_dir.is_dir() else ""
+        raise UserError(f"nothing to resume: {run_dir / 'checkpoint.pth'} not found{why}")
     if run_dir.exists() and any(run_dir.iterdir()) and not args.resume and not args.overwrite:
         raise UserError(f"run folder {run_dir} exists; pass --resume to continue it or --overwrite to restart")
+
+    from .train.trainer import Trainer
+
     trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
     history = trainer.train()
     if trainer.rank == 0:
         last = history[-1] if history else {}
-        state = "finished" if trainer.iteration >= config.iterations else "stopped (resume with --resume)"
-        print(f"{name}: {state} at iteration {trainer.iteration}; last loss {last.get('loss', float('nan')):.4f}; "
-              f"run folder {run_dir}")
+        if trainer.iteration < config.iterations:  # stopped by Ctrl-C or SIGTERM, after saving a checkpoint
+            print(f"qmvos-lab train: interrupted at iteration {trainer.iteration}; {run_dir / 'checkpoint.pth'} "
+                  "is saved: continue with the same command and --resume", file=sys.stderr)
+            return 130
+        print(f"{config.name}: finished at iteration {trainer.iteration}; last loss "
+              f"{last.get('loss', float('nan')):.4f}; run folder {run_dir}")
     return 0
 
 
@@ -125,7 +159,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .eval import evaluate_folders, write_results
+    from .eval.davis import check_output
 
+    check_output(args.output)  # before the work
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     result = evaluate_folders(args.gt, args.results, sequences, davis2016=args.davis2016,
                               progress=not args.quiet)
@@ -146,6 +182,23 @@ def cmd_package_youtube(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors (instead of the usage block, then the error)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _inference_defaults():
     from .config import InferenceConfig
 
@@ -153,8 +206,8 @@ def _inference_defaults():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmvos-lab", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="qmvos-lab", description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"qmvos-lab {__version__}")
@@ -164,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train XMem and QMVOS briefly on generated data (no downloads), segment and "
                                       "evaluate synthetic-val, and write a J&F table, an overlay GIF and "
                                       "an attention figure to outputs/demo/.")
-    demo.add_argument("--iterations", type=int, default=400, help="training iterations per model (default 400)")
-    demo.add_argument("--videos", type=int, default=8, help="synthetic-val videos to evaluate (default 8)")
+    demo.add_argument("--iterations", type=positive_int, default=400,
+                      help="training iterations per model (default 400)")
+    demo.add_argument("--videos", type=positive_int, default=8, help="synthetic-val videos to evaluate (default 8)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the table and figures")
     demo.add_argument("--cache", default=None,
                       help="folder of the trained-network cache (default $QMVOS_LAB_CACHE or ~/.cache/qmvos-lab)")
@@ -211,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--save-scores", action="store_true",
                          help="also write scores/<frame>.npy: float16 (N+1) x H x W probabilities")
     segment.add_argument("--overlay", help="also write an overlay video (.mp4 or .gif)")
-    segment.add_argument("--overwrite", action="store_true", help="replace an output folder that holds files")
+    segment.add_argument("--overwrite", action="store_true",
+                         help="replace an output folder that holds files (and an existing --overlay file)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
     segment.set_defaults(func=cmd_segment)
 
@@ -232,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="run name (default <preset>-<model>)")
     train.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs/)")
     train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint.pth")
-    train.add_argument("--overwrite", action="store_true", help="restart a run whose folder exists")
+    train.add_argument("--overwrite", action="store_true",
+                       help="restart a run whose folder exists (its files are removed first)")
+    train.add_argument("--allow-cpu", action="store_true",
+                       help=f"train a GPU preset ({', '.join(GPU_PRESETS)}) on a machine without a GPU")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -245,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", default=None, help="target folder (default data/ or data/generated/)")
     data.add_argument("--url", help="download from this URL instead (mirrors; required for youtube)")
     data.add_argument("--sha256", help="expected SHA-256 of the archive")
-    data.add_argument("--videos", type=int, help="generate: number of videos (default: the split's)")
+    data.add_argument("--videos", type=positive_int, help="generate: number of videos (default: the split's)")
     data.add_argument("--overwrite", action="store_true", help="generate: rewrite an existing split")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
     data.set_defaults(func=cmd_data)
@@ -274,20 +332,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    """The message of a user-facing error, on one line."""
+    if isinstance(error, OSError) and not isinstance(error, QmvosLabError):
+        where = error.filename if error.filename is not None else ""
+        text = f"{where}: {error.strerror}" if error.strerror else str(error)
+        return f"cannot use {text.lstrip(': ')} (check the path, the free space and the permissions)"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+INTERRUPTED = {  # what an interrupted command leaves, where it is not "nothing"
+    "data download": "the partial download is kept: run the same command again to resume it",
+    "train": "if the run folder holds a checkpoint.pth, run the same command with --resume to continue",
+    "demo": "the steps already done (generated data, training runs) are kept; run the same command again",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    import threading
+
+    from .atomic import Terminated, raise_terminated
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleans up like Ctrl-C
     try:
         return args.func(args)
-    except QmvosLabError as error:
-        print(f"qmvos-lab {args.command}: error: {error}", file=sys.stderr)
+    except (QmvosLabError, OSError) as error:
+        print(f"qmvos-lab {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"qmvos-lab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        by = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
+        left = INTERRUPTED.get(f"{args.command} {getattr(args, 'action', '')}".strip(), INTERRUPTED.get(
+            args.command, "nothing was written; the previous output is as it was"))
+        print(f"qmvos-lab {args.command}: interrupted ({by}); {left}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

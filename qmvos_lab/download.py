@@ -2,7 +2,8 @@
 
 The bytes go to `<target>.part`; an interrupted transfer resumes from there with an HTTP Range
 request, and only a complete file (length as announced, SHA-256 as expected when given) is
-renamed to `<target>`. A failed check deletes the partial file, so nothing half-written is left.
+renamed to `<target>`. A failed check deletes the partial file, so nothing half-written is left;
+Ctrl-C or SIGTERM keeps it, and the same call later resumes from it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import http.client
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def download(url: str, target: str | os.PathLike, sha256: str | None = None,
     An existing `target` is reused when its checksum matches (or when no checksum is given).
     A transfer that ends early is resumed up to `retries` times before giving up.
     """
+    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+        raise DownloadError(f"cannot download {url}: not an http(s) URL")
     target = Path(target)
     if target.exists() and (sha256 is None or sha256_of(target) == sha256.lower()):
         return target
@@ -75,7 +79,7 @@ def _fetch_into(url: str, part: Path, progress: bool, timeout: float) -> bool:
         if error.code == 416 and have:  # the part already holds everything
             return True
         raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
         raise DownloadError(f"cannot download {url}: {getattr(error, 'reason', error)} "
                             "(are you online? a local file path works too)") from None
     with response:

@@ -1,15 +1,18 @@
 """`qmvos-lab segment`: segment one video (a folder of frames or a video file) into a folder of
 palette PNGs, with optional probability maps and an overlay video.
 
-Every input is checked before any work. Results are written into a staging folder next to the
-output and moved into place only when the whole video is done, so a failure or an interrupt
+Every input and output is checked before the model is loaded (`load_inputs`, `check_size`,
+`check_outputs`). Results are written into a staging folder next to the output and moved into
+place only when the whole video is done (`atomic.staged_folder`), so a failure, Ctrl-C or SIGTERM
 never leaves a half-written output folder.
+
+Masks are label maps (ids 1..254, 0 background, 255 void). Masks that hold only 0 and 255 (the
+usual way to save a binary mask) hold one object, written back as 255.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import check_writable, remove_leftovers, staged_folder
 from .config import InferenceConfig
-from .data.frames import FrameSource, load_given_masks, read_palette
-from .data.masks import davis_palette, write_label_map
+from .data.frames import FrameSource, load_given_masks
+from .data.masks import VOID_LABEL, full_palette, read_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
 from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
+
+MIN_SIZE = 16  # the network's stride: a shorter side below it is less than one stride-16 feature cell
+BINARY_OBJECT = 1  # the id that the object of 0/255 binary masks has inside the network
 
 
 @dataclass
@@ -39,47 +46,28 @@ class SegmentSummary:
                 f"peak {'GPU' if self.device.startswith('cuda') else 'process'} memory {self.peak_memory_mib:.0f} MiB")
 
 
-def prepare_output(output: Path, overwrite: bool, check_only: bool = False) -> Path | None:
-    """Refuse an output folder that already holds files (unless `overwrite`); return a staging folder."""
-    if output.exists() and not output.is_dir():
-        raise UserError(f"output {output} exists and is not a folder")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise UserError(f"output folder {output} already holds files; pass --overwrite to replace them")
-    if check_only:
-        return None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
-def publish(staging: Path, output: Path) -> None:
-    """Move the finished staging folder to `output`, replacing what was there."""
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.replace(output, old)
-        os.replace(staging, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, output)
-
-
-def _full_palette(palette: bytes | None) -> bytes:
-    base = davis_palette()
-    if not palette:
-        return base
-    return (palette + base[len(palette):])[:768]
-
-
 @dataclass
 class VideoInputs:
-    """A checked video: its frames, the given masks by frame index, and the first mask's palette."""
+    """A checked video: its frames, the given masks by frame index (ids as the network sees them),
+    the first mask's palette, and `binary`: the masks were 0/255 (one object, written back as 255)."""
 
     source: FrameSource
     frame_size: tuple[int, int]
     masks: dict[int, np.ndarray]
     palette: bytes
+    masks_dir: Path | None = None
+    binary: bool = False
+
+    def output_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The ids to write: the user's own (the object of binary masks back to 255)."""
+        return np.where(labels == BINARY_OBJECT, VOID_LABEL, 0).astype(np.uint8) if self.binary else labels
+
+
+def _is_binary(masks: dict[int, np.ndarray]) -> bool:
+    """0/255 masks, the first holding both values: one object saved the usual binary way."""
+    first = masks[min(masks)]
+    return bool((first == 0).any() and (first == VOID_LABEL).any()
+                and all(np.isin(m, (0, VOID_LABEL)).all() for m in masks.values()))
 
 
 def load_inputs(frames: str | os.PathLike, masks: str | os.PathLike) -> VideoInputs:
@@ -87,8 +75,65 @@ def load_inputs(frames: str | os.PathLike, masks: str | os.PathLike) -> VideoInp
     source = FrameSource(frames)
     frame_size = source.first_frame_size()
     given = load_given_masks(masks, source.names, frame_size)
-    palette = _full_palette(read_palette(Path(masks) / f"{source.names[0]}.png"))
-    return VideoInputs(source, frame_size, given, palette)
+    first_path = Path(masks) / f"{source.names[0]}.png"
+    own_palette = read_palette(first_path)
+    palette = full_palette(own_palette)
+    binary = _is_binary(given)
+    if binary:  # 0 -> background, 255 -> the object
+        given = {i: np.where(m == VOID_LABEL, BINARY_OBJECT, 0).astype(np.uint8) for i, m in given.items()}
+        if own_palette is None:  # a grayscale mask: id 255 white, as it was
+            palette = palette[:765] + b"\xff\xff\xff"
+    first = given[0]
+    if not ((first != 0) & (first != VOID_LABEL)).any():
+        content = ("0 (background)" if not first.any() else f"{VOID_LABEL} (void)" if (first == VOID_LABEL).all()
+                   else f"0 (background) or {VOID_LABEL} (void)")
+        raise UserError(f"mask {first_path} holds no object: every pixel is {content}; give each object its own "
+                        "id 1..254 (or save a single object as a 0/255 binary mask)")
+    return VideoInputs(source, frame_size, given, palette, Path(masks), binary)
+
+
+def check_size(size: int, frame_size: tuple[int, int]) -> None:
+    """The network needs at least one stride-16 feature cell along the shorter side."""
+    if size != -1 and size < MIN_SIZE:
+        raise UserError(f"--size {size} is below {MIN_SIZE}, the network's stride (the output would be blank); "
+                        f"use --size {MIN_SIZE} or more, or -1 to keep the frames' size")
+    if size == -1 and min(frame_size) < MIN_SIZE:
+        raise UserError(f"the frames are {frame_size[1]}x{frame_size[0]}, smaller than the network's stride "
+                        f"({MIN_SIZE}); pass --size {MIN_SIZE} or more to enlarge them")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_outputs(output: str | os.PathLike, overwrite: bool = False, overlay_path: str | os.PathLike | None = None,
+                  inputs: VideoInputs | None = None) -> None:
+    """Refuse, before any work, outputs that cannot or must not be written (one-line UserErrors)."""
+    output = Path(output)
+    check_writable(output, "--output")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise UserError(f"output folder {output} already holds files; pass --overwrite to replace them")
+    if inputs is not None:
+        for setting, folder in (("--frames", inputs.source.path), ("--masks", inputs.masks_dir)):
+            if folder is not None and folder.is_dir() and _inside(folder, output):
+                raise UserError(f"--output {output} would replace the {setting} folder {folder}; "
+                                "write the results somewhere else")
+    if overlay_path is not None:
+        overlay_path = Path(overlay_path)
+        if overlay_path.suffix.lower() not in (".gif", ".mp4"):
+            raise UserError(f"--overlay {overlay_path}: use a .gif or .mp4 file name")
+        check_writable(overlay_path, "--overlay", kind="file")
+        if overlay_path.exists() and not overwrite:
+            raise UserError(f"--overlay {overlay_path} exists; pass --overwrite to replace it")
+        if _inside(overlay_path, output):
+            raise UserError(f"--overlay {overlay_path} lies inside --output {output}, which is replaced as a "
+                            "whole; write the overlay elsewhere")
+
+
+def check_device(device: str) -> None:
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
 
 
 def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, config: InferenceConfig,
@@ -96,46 +141,47 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
                       overlay_path: str | os.PathLike | None = None, overwrite: bool = False,
                       progress: bool = True) -> SegmentSummary:
     """Segment `inputs` with `model` into `output` (see the module docstring)."""
+    check_device(device)
+    check_size(config.size, inputs.frame_size)
+    check_outputs(output, overwrite, overlay_path, inputs)
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
     source, frame_size, given, palette = inputs.source, inputs.frame_size, inputs.masks, inputs.palette
-    output = Path(output)
-    writer = VideoWriter(overlay_path) if overlay_path is not None else None  # validates the name first
-    staging = prepare_output(output, overwrite)
+    if overlay_path is not None:
+        remove_leftovers(overlay_path)
+    writer = VideoWriter(overlay_path) if overlay_path is not None else None
     try:
-        model = model.to(device).eval()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        segmenter = VideoSegmenter(model, config, device=device, amp=amp)
-        model_seconds = 0.0
-        frames_iter = iter(source)
-        if progress:
-            from tqdm.auto import tqdm
-
-            frames_iter = tqdm(frames_iter, total=len(source), desc="segment", unit="frame")
-        for index, image in enumerate(frames_iter):
-            name = source.names[index]
-            if image.shape[:2] != tuple(frame_size):
-                raise UserError(f"frame {name} is {image.shape[1]}x{image.shape[0]} but the first frame is "
-                                f"{frame_size[1]}x{frame_size[0]}; all frames must have one size")
-            tic = time.perf_counter()
-            result = segmenter.step(image, given.get(index), end=index == len(source) - 1)
+        with staged_folder(output) as staging:
+            model = model.to(device).eval()
             if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            model_seconds += time.perf_counter() - tic
-            write_label_map(staging / f"{name}.png", result.labels, palette)
-            if save_scores:
-                scores = result.prob.cpu().numpy().astype(np.float16)  # (N + 1) x H x W
-                (staging / "scores").mkdir(exist_ok=True)
-                np.save(staging / "scores" / f"{name}.npy", scores)
+                torch.cuda.reset_peak_memory_stats(device)
+            segmenter = VideoSegmenter(model, config, device=device, amp=amp)
+            model_seconds = 0.0
+            frames_iter = iter(source)
+            if progress:
+                from tqdm.auto import tqdm
+
+                frames_iter = tqdm(frames_iter, total=len(source), desc="segment", unit="frame")
+            for index, image in enumerate(frames_iter):
+                name = source.names[index]
+                if image.shape[:2] != tuple(frame_size):
+                    raise UserError(f"frame {name} is {image.shape[1]}x{image.shape[0]} but the first frame is "
+                                    f"{frame_size[1]}x{frame_size[0]}; all frames must have one size")
+                tic = time.perf_counter()
+                result = segmenter.step(image, given.get(index), end=index == len(source) - 1)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                model_seconds += time.perf_counter() - tic
+                labels = inputs.output_labels(result.labels)
+                write_label_map(staging / f"{name}.png", labels, palette)
+                if save_scores:
+                    scores = result.prob.cpu().numpy().astype(np.float16)  # (N + 1) x H x W
+                    (staging / "scores").mkdir(exist_ok=True)
+                    np.save(staging / "scores" / f"{name}.npy", scores)
+                if writer is not None:
+                    writer.add(overlay(image, labels, palette))
             if writer is not None:
-                writer.add(overlay(image, result.labels, palette))
-        if writer is not None:
-            writer.close()
-        publish(staging, output)
+                writer.close()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         if writer is not None:
             writer.abort()
         raise

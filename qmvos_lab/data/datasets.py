@@ -3,21 +3,23 @@ checksummed, and extracted atomically.
 
 The official sites publish no checksums. An archive with a known SHA-256 (given with --sha256 or
 listed below) is verified; otherwise its SHA-256 is recorded in `<root>/downloads/checksums.json`
-after the first complete download and verified on every later use ("trust on first use"), so a
-corrupted or swapped archive is noticed. A zip is tested before extraction, extracted into a
-staging folder and only then moved into place.
+after the first download that tested and extracted well, and verified on every later use ("trust
+on first use"), so a corrupted or swapped archive is noticed. A zip is tested before extraction,
+extracted into a staging folder and only then moved into place. `--url` may also name a local
+archive (a path or a file:// URL): it is read where it is.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_writable, staged_folder
 from ..download import download, sha256_of
 from ..errors import DownloadError, UserError
 
@@ -51,43 +53,69 @@ def _record(root: Path, filename: str, digest: str) -> None:
         tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
 
 
+def _local_archive(source: str) -> Path | None:
+    """The path of a local archive (a path or a file:// URL), None for a download link."""
+    scheme = urlparse(source).scheme
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "file":
+        return Path(url2pathname(urlparse(source).path))
+    if scheme and len(scheme) > 1:  # ftp:, s3:, ...; a one-letter scheme is a Windows drive
+        raise UserError(f"--url {source}: use an http(s) link or a local file path")
+    return Path(source).expanduser()
+
+
 def download_dataset(name: str, root: str | os.PathLike = "data", url: str | None = None,
                      sha256: str | None = None, progress: bool = True) -> Path:
-    """Download and extract a dataset into `root`. Returns `root`."""
+    """Download (or take from a local path) and extract a dataset into `root`. Returns `root`.
+
+    A checksum is recorded only for an archive that was tested and extracted, so a bad first
+    download never makes the good one look wrong later.
+    """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     root = Path(root)
+    check_writable(root, "--root")
     for archive in DATASETS[name]:
         source = url or archive.url
         if source is None:
             raise UserError(f"{name}: {archive.note}")
-        filename = Path(source.split("?")[0]).name or archive.filename
+        local = _local_archive(source)
+        if local is not None and not local.is_file():
+            raise UserError(f"--url {source}: no such file (give a local archive or an http(s) link)")
+        filename = local.name if local is not None else (Path(urlparse(source).path).name or archive.filename)
         expected = sha256 or archive.sha256 or _recorded(root).get(filename)
-        path = download(source, root / "downloads" / filename, sha256=expected, progress=progress)
-        digest = sha256_of(path)
+        if local is not None:
+            path = local
+            if expected is not None and sha256_of(path) != expected.lower():
+                raise DownloadError(f"checksum mismatch for {path}: expected sha256 {expected}, got "
+                                    f"{sha256_of(path)} (check the file or the expected checksum)")
+        else:
+            path = download(source, root / "downloads" / filename, sha256=expected, progress=progress)
+        extract_zip(path, root, downloaded=local is None)
         if expected is None:
-            _record(root, filename, digest)
-        extract_zip(path, root)
+            _record(root, filename, sha256_of(path))
     return root
 
 
-def extract_zip(path: Path, root: Path) -> None:
-    """Test, then extract into a staging folder, then move each top-level entry into `root`."""
+def extract_zip(path: Path, root: Path, downloaded: bool = False) -> None:
+    """Test, then extract into a staging folder merged into `root` (atomic.staged_folder).
+
+    A corrupt archive that we `downloaded` is deleted, so that the next run fetches it afresh.
+    """
+    def refuse(problem: str):
+        if downloaded:
+            path.unlink(missing_ok=True)
+            return DownloadError(f"{problem}; it was deleted: run the same command again to download it afresh "
+                                 "(or check the URL)")
+        return DownloadError(f"{problem}; check the file")
+
     try:
         with zipfile.ZipFile(path) as archive:
             broken = archive.testzip()
             if broken is not None:
-                raise DownloadError(f"archive {path} is corrupt at {broken}; delete it and download again")
-            staging = root / f".extract-{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
+                raise refuse(f"archive {path} is corrupt at {broken}")
+            with staged_folder(root, merge=True) as staging:
                 archive.extractall(staging)
-                for entry in staging.iterdir():
-                    target = root / entry.name
-                    if target.exists():
-                        shutil.rmtree(target) if target.is_dir() else target.unlink()
-                    os.replace(entry, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
     except zipfile.BadZipFile:
-        raise DownloadError(f"{path} is not a zip archive; delete it and download again") from None
+        raise refuse(f"{path} is not a zip archive") from None

@@ -109,6 +109,9 @@ def load_given_masks(masks_dir: str | os.PathLike, frame_names: list[str],
     if not masks_dir.is_dir():
         raise UserError(f"masks folder {masks_dir} not found")
     files = sorted(masks_dir.glob("*.png"))
+    if not files and any(p.suffix.lower() in (".jpg", ".jpeg") for p in masks_dir.iterdir()):
+        raise UserError(f"masks folder {masks_dir} holds JPEG files but no PNG: save masks as PNG label maps "
+                        "(JPEG compression changes the ids)")
     index = {name: i for i, name in enumerate(frame_names)}
     orphans = [p.name for p in files if p.stem not in index]
     if orphans:
@@ -124,10 +127,3 @@ def load_given_masks(masks_dir: str | os.PathLike, frame_names: list[str],
                             f"{frame_size[1]}x{frame_size[0]}; masks must have the frames' size")
         masks[index[path.stem]] = labels
     return masks
-
-
-def read_palette(path: str | os.PathLike) -> bytes | None:
-    """The palette of a palette PNG (768 bytes), or None for a grayscale mask."""
-    with Image.open(path) as image:
-        palette = image.getpalette()
-    return bytes(palette) if palette else None

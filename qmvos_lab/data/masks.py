@@ -1,6 +1,7 @@
 """Label maps on disk: palette (P) or grayscale (L, I;16, 1-bit) PNGs holding one object id per
 pixel (0 = background, 255 = void in DAVIS). Reading refuses RGB images that are not label maps;
 writing keeps a palette and goes through a temporary file, so no half-written PNG is ever left.
+The kit's one definition of the void label and of the palette helpers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from ..atomic import atomic_path
 from ..errors import UserError
 
-VOID_LABEL = 255
+VOID_LABEL = 255  # DAVIS: "ignore this pixel" (counted as background by the evaluation)
 
 
 def davis_palette() -> bytes:
@@ -30,6 +31,21 @@ def davis_palette() -> bytes:
             c >>= 3
         palette += bytes((r, g, b))
     return bytes(palette)
+
+
+def full_palette(palette: bytes | None = None) -> bytes:
+    """A full 768-byte palette: `palette` (e.g. a mask's, possibly shorter), completed by the DAVIS one."""
+    base = davis_palette()
+    if not palette:
+        return base
+    return (bytes(palette) + base[len(palette):])[:768]
+
+
+def read_palette(path: str | os.PathLike) -> bytes | None:
+    """The palette of a palette PNG (up to 768 bytes), or None for a grayscale mask."""
+    with Image.open(path) as image:
+        palette = image.getpalette()
+    return bytes(palette) if palette else None
 
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:

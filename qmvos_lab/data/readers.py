@@ -13,7 +13,8 @@ decoded until asked (`read_frame`, `read_mask`).
   holding the masks of the frames where objects first appear, and `<split>/meta.json`. Frames
   come from `<split>_all_frames/JPEGImages` when present; only the frames of
   `<split>/JPEGImages` are written back (and evaluated by the server).
-* Generic: a folder of frames (or a video file) and a folder of masks named like the frames.
+* A user's own video (a folder of frames or a video file, and a folder of masks named like the
+  frames): `frames.FrameSource` and `frames.load_given_masks`.
 """
 
 from __future__ import annotations
@@ -139,20 +140,3 @@ def read_youtube(root: str | os.PathLike, split: str = "valid", sequences: list[
         save = {p.stem for p in _frames_in(annotated_frames_root / name)}
         videos.append(VideoSequence(name, frames, given, save_names=save))
     return videos
-
-
-def read_generic(frames: str | os.PathLike, masks: str | os.PathLike, name: str | None = None) -> VideoSequence:
-    """A folder of frames and a folder of masks named like them (the first frame needs one)."""
-    frame_paths = _frames_in(Path(frames))
-    index = {p.stem: i for i, p in enumerate(frame_paths)}
-    masks = Path(masks)
-    if not masks.is_dir():
-        raise UserError(f"masks folder {masks} not found")
-    given = {}
-    for mask in sorted(masks.glob("*.png")):
-        if mask.stem not in index:
-            raise UserError(f"mask {mask} matches no frame name in {frames}")
-        given[index[mask.stem]] = mask
-    if 0 not in given:
-        raise UserError(f"no mask for the first frame: expected {masks / (frame_paths[0].stem + '.png')}")
-    return VideoSequence(name or Path(frames).name, frame_paths, given)

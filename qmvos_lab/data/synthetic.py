@@ -24,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import staged_folder
 from .masks import write_label_map
 
 
@@ -320,32 +320,22 @@ def write_video(root: Path, video: GeneratedVideo, resolution: str) -> None:
 
 def write_split(root: str | os.PathLike, split: str, num_videos: int | None = None, overwrite: bool = False,
                 **overrides) -> Path:
-    """Write a split in the DAVIS layout under `root` (atomically: a staging folder, then a rename).
+    """Write a split in the DAVIS layout under `root` (atomically: a staging folder merged into
+    `root`, the image set last, so that a split is either complete or absent; see atomic.py).
 
     An existing, complete split is kept unless `overwrite`. Returns `root`.
     """
     root = Path(root)
-    imageset = root / "ImageSets" / f"{split}.txt"
-    if imageset.exists() and not overwrite:
+    if num_videos is not None and num_videos < 1:
+        raise ValueError(f"num_videos must be positive, got {num_videos}")
+    imageset = Path("ImageSets") / f"{split}.txt"
+    if (root / imageset).exists() and not overwrite:
         return root
-    staging = root.with_name(f".{root.name}.{split}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(root, merge=True, last=(str(imageset),)) as staging:
         names = []
-        resolution = None
         for video in split_videos(split, num_videos, **overrides):
-            resolution = f"{video.frames.shape[1]}p"
-            write_video(staging, video, resolution)
+            write_video(staging, video, f"{video.frames.shape[1]}p")
             names.append(video.name)
-        (staging / "ImageSets").mkdir(parents=True, exist_ok=True)
-        (staging / "ImageSets" / f"{split}.txt").write_text("\n".join(names) + "\n")
-        for path in sorted(staging.rglob("*")):  # move files in, the image set last
-            if path.is_file() and path.name != f"{split}.txt":
-                target = root / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
-        imageset.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / "ImageSets" / f"{split}.txt", imageset)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging / imageset).parent.mkdir(parents=True, exist_ok=True)
+        (staging / imageset).write_text("\n".join(names) + "\n")
     return root

@@ -9,7 +9,8 @@ J&F-Mean is the mean over all objects of all sequences of J-Mean and of F-Mean, 
 DAVIS-2016 mode: every non-zero pixel (of the ground truth and of the prediction) is one object.
 
 Where the official tool prints a line and exits (a prediction id above the number of ground-truth
-objects, a void label in a prediction, a missing PNG), a UserError says what and where instead.
+objects, a void label in a prediction, a missing PNG) or divides by zero (no object in the first
+frame, fewer than 3 frames), a UserError says what and where instead, before any work.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import atomic_paths, check_writable
 from ..data.masks import VOID_LABEL, read_label_map
 from ..errors import UserError
 from .metrics import f_measure_frames, jaccard, statistics
@@ -61,8 +62,9 @@ def evaluate_sequence(gt: np.ndarray, pred: np.ndarray, davis2016: bool = False,
     gt: T x H x W ground-truth ids of all frames; pred: (T - 2) x H x W predicted ids of the
     evaluated frames (the interior ones).
     """
-    if gt.shape[0] < 1:
-        raise UserError(f"{name}: no ground-truth frames")
+    if gt.shape[0] < 3:
+        raise UserError(f"{name}: {gt.shape[0]} ground-truth frames; the protocol leaves out the first and the "
+                        "last, so a sequence needs at least 3")
     if pred.shape[1:] != gt.shape[1:]:
         raise UserError(f"{name}: predicted masks are {pred.shape[2]}x{pred.shape[1]}, ground truth "
                         f"{gt.shape[2]}x{gt.shape[1]}; write predictions at the annotation resolution")
@@ -77,6 +79,9 @@ def evaluate_sequence(gt: np.ndarray, pred: np.ndarray, davis2016: bool = False,
         if pred.size and int(pred.max()) > num_objects:
             raise UserError(f"{name}: a prediction holds id {int(pred.max())} but the first ground-truth frame "
                             f"has only {num_objects} objects; predicted ids must match the annotation")
+        if num_objects == 0:
+            raise UserError(f"{name}: the first ground-truth frame holds no object (only 0 or {VOID_LABEL}); "
+                            "the objects to evaluate are the ids of that frame")
         ids = np.arange(1, num_objects + 1)[:, None, None, None]
         gt_objects, pred_objects = evaluated[None] == ids, pred[None] == ids  # N x T x H x W
     j = np.zeros((num_objects, len(pred)))
@@ -87,7 +92,8 @@ def evaluate_sequence(gt: np.ndarray, pred: np.ndarray, davis2016: bool = False,
     return j, f
 
 
-def _sequence_files(gt_root: Path, results_root: Path, seq: str) -> tuple[list[Path], list[Path]]:
+def _sequence_files(gt_root: Path, results_root: Path, seq: str,
+                    davis2016: bool = False) -> tuple[list[Path], list[Path]]:
     """The ground-truth PNGs of a sequence and the result PNGs of its evaluated (interior) frames."""
     gt_dir, res_dir = gt_root / seq, results_root / seq
     if not gt_dir.is_dir():
@@ -97,6 +103,15 @@ def _sequence_files(gt_root: Path, results_root: Path, seq: str) -> tuple[list[P
     gt_paths = sorted(gt_dir.glob("*.png"))
     if not gt_paths:
         raise UserError(f"no ground-truth PNGs in {gt_dir}")
+    if len(gt_paths) < 3:
+        raise UserError(f"{gt_dir} has {len(gt_paths)} ground-truth frames; the protocol leaves out the first "
+                        "and the last, so a sequence needs at least 3 (or leave it out with --sequences)")
+    first = read_label_map(gt_paths[0])
+    if not (first.any() if davis2016 else ((first != 0) & (first != VOID_LABEL)).any()):
+        hint = ("0/255 masks are DAVIS-2016 annotations: pass --davis2016" if (first == VOID_LABEL).any()
+                else "leave the sequence out with --sequences")
+        raise UserError(f"ground truth {gt_paths[0]} holds no object (only 0{'' if davis2016 else f' or {VOID_LABEL}'}):"
+                        f" the objects to evaluate are those of the first frame; {hint}")
     res_paths = [res_dir / f"{p.stem}.png" for p in gt_paths[1:-1]]
     missing = [p.name for p in res_paths if not p.is_file()]
     if missing:
@@ -120,7 +135,7 @@ def evaluate_folders(gt_root: str | os.PathLike, results_root: str | os.PathLike
     sequences = sequences or list_sequences(gt_root)
     if not sequences:
         raise UserError(f"no sequence folders in {gt_root}")
-    files = {seq: _sequence_files(gt_root, results_root, seq) for seq in sequences}  # fail before any work
+    files = {seq: _sequence_files(gt_root, results_root, seq, davis2016) for seq in sequences}  # fail before any work
     if progress:
         from tqdm.auto import tqdm
 
@@ -144,12 +159,24 @@ def evaluate_folders(gt_root: str | os.PathLike, results_root: str | os.PathLike
     return EvaluationResult(global_results, per_sequence, per_frame)
 
 
+RESULT_FILES = ("global_results.csv", "per-sequence_results.csv")
+
+
+def check_output(output_dir: str | os.PathLike) -> None:
+    """Refuse, before evaluating, an output folder that cannot be written."""
+    check_writable(output_dir, "--output")
+    for name in RESULT_FILES:
+        if (Path(output_dir) / name).is_dir():
+            raise UserError(f"--output {output_dir}: {Path(output_dir) / name} is a folder; remove it or choose "
+                            "another output folder")
+
+
 def write_results(result: EvaluationResult, output_dir: str | os.PathLike) -> list[Path]:
-    """Write global_results.csv and per-sequence_results.csv at full float precision, atomically."""
-    written = []
-    for name, table in (("global_results.csv", result.global_results),
-                        ("per-sequence_results.csv", result.per_sequence)):
-        with atomic_path(Path(output_dir) / name) as tmp:
+    """Write global_results.csv and per-sequence_results.csv at full float precision, as a pair:
+    both are written to temporary files first, then renamed together (atomic.atomic_paths)."""
+    check_output(output_dir)
+    paths = [Path(output_dir) / name for name in RESULT_FILES]
+    with atomic_paths(*paths) as temporaries:
+        for tmp, table in zip(temporaries, (result.global_results, result.per_sequence)):
             table.to_csv(tmp, index=False, float_format="%.17g")
-        written.append(Path(output_dir) / name)
-    return written
+    return paths

@@ -12,7 +12,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_writable
 from ..errors import UserError
 
 
@@ -23,6 +23,9 @@ def package_youtube_submission(results_root: str | os.PathLike, frames_root: str
     Returns the zip path and the number of masks written.
     """
     results_root, frames_root, output_zip = Path(results_root), Path(frames_root), Path(output_zip)
+    check_writable(output_zip, "--output", kind="file")
+    if not results_root.is_dir():
+        raise UserError(f"results folder {results_root} not found (expected one subfolder of PNGs per video)")
     if not frames_root.is_dir():
         raise UserError(f"YouTube-VOS frames folder {frames_root} not found (expected valid/JPEGImages)")
     videos = sorted(p.name for p in frames_root.iterdir() if p.is_dir())
@@ -35,6 +38,8 @@ def package_youtube_submission(results_root: str | os.PathLike, frames_root: str
             if not mask.is_file():
                 raise UserError(f"result {mask} is missing: the submission needs a mask for every frame of {frames_root / video}")
             entries.append((mask, f"Annotations/{video}/{frame.stem}.png"))
+    if not entries:
+        raise UserError(f"no JPEG frames in the video folders of {frames_root} (expected valid/JPEGImages)")
     with atomic_path(output_zip) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
             for source, name in entries:

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ..ablations import model_config
-from ..atomic import atomic_path
+from ..atomic import atomic_path, empty_folder
 from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, save_checkpoint
 from ..config import TrainConfig
 from ..errors import UserError
@@ -127,6 +127,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)  # memory picks, deep updates
         self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.stop_requested = False
+        if not resume and self.rank == 0:  # a fresh run: an old run's files go first, never mixed with the new
+            empty_folder(self.run_dir)
         self.tensorboard = None
         if config.tensorboard and self.rank == 0:
             try:
@@ -195,7 +197,7 @@ class Trainer:
         path = self.run_dir / "checkpoint.pth"
         if not path.is_file():
             raise UserError(f"nothing to resume: {path} not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and numbers only
+        state = read_training_checkpoint(path, self.network)  # plain tensors and numbers only, checked
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -301,3 +303,27 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
+
+def read_training_checkpoint(path: Path, network) -> dict:
+    """A run's checkpoint.pth for resuming, with one-line UserErrors for a truncated or foreign file
+    and for a network other than `network` (loaded with weights_only=True: no code can run)."""
+    restart = "restart the run with --overwrite"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever the loader raises, this file cannot be resumed from
+        raise UserError(f"cannot resume from {path}: the file is truncated or not a PyTorch checkpoint "
+                        f"({type(error).__name__}); {restart}") from None
+    needed = ("network", "optimizer", "scheduler", "scaler", "iteration", "epoch", "batch_in_epoch", "rng")
+    if not isinstance(state, dict) or any(key not in state for key in needed):
+        raise UserError(f"cannot resume from {path}: it is not a training checkpoint (a final.pth or a released "
+                        f"network holds weights only); {restart}")
+    try:
+        saved = type(network.config).from_dict(state.get("config") or {})
+    except (TypeError, ValueError):
+        saved = None
+    if saved != network.config:
+        trained = state.get("train_config") or {}
+        was = f"{trained.get('ablation', '?')} ({trained.get('model_size', '?')} size)"
+        raise UserError(f"cannot resume from {path}: it holds a {was} network, not the one this command builds; "
+                        f"resume with the run's --ablation/--model and settings, or {restart}")
+    return state

@@ -62,3 +62,45 @@ def test_corrupt_archive_and_unknown_names(tmp_path, registry):
         download_dataset("imagenet", tmp_path)
     with pytest.raises(UserError, match="pass the link"):
         download_dataset("youtube", tmp_path)
+
+
+def test_a_bad_first_download_does_not_poison_the_next(tmp_path, registry):
+    """Issue 18, defect 3: a checksum is recorded only for an archive that tested and extracted well."""
+    good = registry.payload
+    registry.payload = b"an error page, not a zip"
+    with pytest.raises(DownloadError, match="not a zip archive; it was deleted: run the same command again"):
+        download_dataset("test", tmp_path, progress=False)
+    assert not (tmp_path / "downloads" / "checksums.json").exists()
+    assert not (tmp_path / "downloads" / "DAVIS-test.zip").exists()
+    registry.payload = good
+    download_dataset("test", tmp_path, progress=False)
+    assert (tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt").read_text() == "bear\n"
+    assert "DAVIS-test.zip" in (tmp_path / "downloads" / "checksums.json").read_text()
+
+
+def test_a_local_archive_is_read_where_it_is(tmp_path):
+    """Issue 18, defect 11: `--url /local/path` (or file://) works, as the offline message says."""
+    archive = tmp_path / "mirror" / "DAVIS-local.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(zip_bytes())
+    download_dataset("davis", tmp_path / "a", url=str(archive), progress=False)
+    assert (tmp_path / "a" / "DAVIS" / "ImageSets" / "2017" / "val.txt").is_file()
+    assert not (tmp_path / "a" / "downloads" / "DAVIS-local.zip").exists()  # not copied
+    download_dataset("davis", tmp_path / "b", url=archive.as_uri(), progress=False)
+    assert (tmp_path / "b" / "DAVIS" / "JPEGImages" / "480p" / "bear" / "00000.jpg").stat().st_size == 5000
+    assert archive.is_file()  # never deleted, even when bad
+    archive.write_bytes(b"not a zip")
+    with pytest.raises(DownloadError, match="not a zip archive; check the file"):
+        download_dataset("davis", tmp_path / "c", url=str(archive), progress=False)
+    assert archive.read_bytes() == b"not a zip"
+    with pytest.raises(UserError, match="no such file"):
+        download_dataset("davis", tmp_path / "c", url=str(tmp_path / "nope.zip"))
+
+
+def test_extraction_merges_into_the_root_and_keeps_other_files(tmp_path, registry):
+    (tmp_path / "DAVIS" / "ImageSets" / "2017").mkdir(parents=True)
+    (tmp_path / "DAVIS" / "ImageSets" / "2017" / "test-dev.txt").write_text("mine\n")
+    download_dataset("test", tmp_path, progress=False)
+    assert (tmp_path / "DAVIS" / "ImageSets" / "2017" / "test-dev.txt").read_text() == "mine\n"
+    assert (tmp_path / "DAVIS" / "ImageSets" / "2017" / "val.txt").read_text() == "bear\n"
+    assert not list(tmp_path.rglob(".*"))

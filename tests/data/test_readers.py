@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from qmvos_lab.data.masks import read_label_map, write_label_map
-from qmvos_lab.data.readers import read_davis, read_generic, read_youtube
+from qmvos_lab.data.frames import FrameSource, load_given_masks
+from qmvos_lab.data.readers import read_davis, read_youtube
 from qmvos_lab.errors import UserError
 
 
@@ -103,11 +104,12 @@ def test_generic_folder(tmp_path):
     write_frames(tmp_path / "frames", ["a", "b", "c"])
     write_label_map(tmp_path / "masks" / "a.png", np.ones((37, 53), np.uint8))
     write_label_map(tmp_path / "masks" / "c.png", np.full((37, 53), 2, np.uint8))
-    video = read_generic(tmp_path / "frames", tmp_path / "masks")
-    assert sorted(video.given) == [0, 2]
+    source = FrameSource(tmp_path / "frames")
+    given = load_given_masks(tmp_path / "masks", source.names, source.first_frame_size())
+    assert sorted(given) == [0, 2] and given[2].max() == 2
     write_label_map(tmp_path / "masks" / "zzz.png", np.ones((37, 53), np.uint8))
     with pytest.raises(UserError, match="matches no frame name"):
-        read_generic(tmp_path / "frames", tmp_path / "masks")
+        load_given_masks(tmp_path / "masks", source.names, source.first_frame_size())
 
 
 def test_label_maps_keep_ids_and_palette(tmp_path):

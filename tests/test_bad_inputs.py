@@ -1,0 +1,495 @@
+"""Every bad input of every subcommand gets a one-line answer (issue 18).
+
+Each row of TABLE runs the real command, in-process through `cli.main` (the same code path as the
+console script: argument parsing, preflight checks, the one place that turns errors into lines),
+or in a subprocess for the rows marked `sub` (which proves that no traceback reaches the user).
+Each row asserts: exit status 2, one line on stderr naming the culprit, no traceback, nothing on
+stdout, and the whole workspace (inputs, outputs, run folders) exactly as it was: no file
+changed, none added, no staging or temporary file left behind.
+The cases accepted rather than refused are tested at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_video, with_random_heads
+from qmvos_lab.checkpoints import save_checkpoint
+from qmvos_lab.cli import main
+from qmvos_lab.config import ModelConfig
+from qmvos_lab.data.masks import write_label_map
+from qmvos_lab.model import build_network
+
+# ---------------------------------------------------------------------------------------- workspace
+def _write_sequence(root: Path, frames: list[np.ndarray]) -> None:
+    for t, labels in enumerate(frames):
+        write_label_map(root / f"{t:05d}.png", labels)
+
+
+def _unwritable(ws: Path) -> Path | None:
+    """A place this user cannot write: a read-only folder, or (as root, who may write anywhere) /sys."""
+    if os.geteuid() != 0:
+        folder = ws / "readonly"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder / "place"
+    if Path("/sys").is_dir():
+        try:
+            os.mkdir("/sys/qmvos-lab-probe")
+        except OSError:
+            return Path("/sys/qmvos-lab-test/place")
+        os.rmdir("/sys/qmvos-lab-probe")
+    return None
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """Inputs and old outputs for every row; built once (a few seconds)."""
+    ws = tmp_path_factory.mktemp("bad-inputs")
+    frames, masks, _ = make_video(ws / "video")
+    shape = (48, 64)
+    write_label_map(ws / "masks-zero" / "00000.png", np.zeros(shape, np.uint8))
+    write_label_map(ws / "masks-void" / "00000.png", np.full(shape, 255, np.uint8))
+    write_label_map(ws / "masks-small" / "00000.png", np.ones((10, 10), np.uint8))
+    write_label_map(ws / "masks-late" / "00003.png", np.ones(shape, np.uint8))
+    for name in ("00000.png", "zzz.png"):
+        write_label_map(ws / "masks-orphan" / name, np.ones(shape, np.uint8))
+    (ws / "masks-jpeg").mkdir()
+    Image.new("L", (64, 48)).save(ws / "masks-jpeg" / "00000.jpg")
+    (ws / "masks-rgb").mkdir()
+    Image.new("RGB", (64, 48), (255, 0, 0)).save(ws / "masks-rgb" / "00000.png")
+    (ws / "tiny" / "frames").mkdir(parents=True)
+    for t in range(3):
+        Image.new("RGB", (8, 8), (t * 40, 0, 0)).save(ws / "tiny" / "frames" / f"{t:05d}.jpg")
+    write_label_map(ws / "tiny" / "masks" / "00000.png", np.eye(8, dtype=np.uint8))
+    shutil.copytree(frames, ws / "broken-frames")
+    (ws / "broken-frames" / "00005.jpg").write_bytes(b"cut off")
+    (ws / "notes.txt").write_text("a file, not a folder\n")
+    (ws / "clip.mp4").write_bytes(b"not a video")
+    (ws / "out-old").mkdir()
+    (ws / "out-old" / "00000.png").write_bytes(b"an old result")
+    (ws / "overlay.gif").write_bytes(b"an old overlay")
+    (ws / "folder.gif").mkdir()
+    (ws / "garbage.pth").write_bytes(b"\x00garbage")
+    torch.manual_seed(0)
+    save_checkpoint(with_random_heads(build_network(ModelConfig.of_size("small"))), ws / "small.pth")
+    # run folders: finished, truncated checkpoint, weights-only checkpoint, another model's checkpoint
+    runs = ws / "runs"
+    for name in ("done", "broken", "weights-only", "other-model", "no-checkpoint"):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "config.json").write_text("{}\n")
+    os.link(ws / "small.pth", runs / "done" / "final.pth")
+    (runs / "broken" / "checkpoint.pth").write_bytes((ws / "small.pth").read_bytes()[:4096])
+    os.link(ws / "small.pth", runs / "weights-only" / "checkpoint.pth")
+    xmem_small = build_network(ModelConfig.of_size("small", queries=False))
+    save_checkpoint(xmem_small, runs / "other-model" / "checkpoint.pth", iteration=1, epoch=0, batch_in_epoch=1,
+                    optimizer={}, scheduler={}, scaler={}, rng={},
+                    train_config={"ablation": "xmem", "model_size": "small"})
+    # evaluation: good, no object, two frames, a bad prediction; old scores
+    objects = np.zeros((8, 8), np.uint8)
+    objects[1:3, 1:3], objects[5:7, 5:7] = 1, 2
+    _write_sequence(ws / "gt" / "seq", [objects] * 5)
+    _write_sequence(ws / "results" / "seq", [objects] * 5)
+    _write_sequence(ws / "results-partial" / "seq", [objects] * 3)
+    _write_sequence(ws / "results-badid" / "seq", [objects, np.full((8, 8), 3, np.uint8)] + [objects] * 3)
+    _write_sequence(ws / "gt-empty" / "seq", [np.zeros((8, 8), np.uint8)] * 3)
+    _write_sequence(ws / "gt-two" / "seq", [objects] * 2)
+    (ws / "scores").mkdir()
+    (ws / "scores" / "global_results.csv").write_text("old\n")
+    (ws / "scores-dir" / "global_results.csv").mkdir(parents=True)
+    # YouTube-VOS: frames of one video, results missing one
+    (ws / "yt" / "frames" / "vid").mkdir(parents=True)
+    for t in (0, 5):
+        Image.new("RGB", (8, 8)).save(ws / "yt" / "frames" / "vid" / f"{t:05d}.jpg")
+    write_label_map(ws / "yt" / "results" / "vid" / "00000.png", objects)
+    (ws / "not-a-zip.zip").write_text("not a zip\n")
+    return ws
+
+
+@pytest.fixture(scope="module")
+def ro(ws):
+    place = _unwritable(ws)
+    if place is None:
+        pytest.skip("no unwritable place on this machine")
+    return place
+
+
+@pytest.fixture(autouse=True)
+def _cache(ws, monkeypatch):
+    monkeypatch.setenv("QMVOS_LAB_CACHE", str(ws / "cache"))  # no row may touch the user's cache
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under `root` with its kind, size and modification time (any rewrite changes it)."""
+    state = {}
+    for path in root.rglob("*"):
+        info = path.lstat()
+        state[str(path.relative_to(root))] = (path.is_dir(), 0 if path.is_dir() else info.st_size,
+                                              0 if path.is_dir() else info.st_mtime_ns)
+    return state
+
+
+# ---------------------------------------------------------------------------------------- the table
+SEG = ["segment", "--frames", "{ws}/video/frames", "--masks", "{ws}/video/masks", "--checkpoint", "{ws}/small.pth",
+       "--quiet", "--size", "-1"]
+TRAIN = ["train", "--preset", "cpu-tiny", "--runs-dir", "{ws}/runs", "--quiet"]
+EVAL = ["evaluate", "--gt", "{ws}/gt", "--results", "{ws}/results", "--quiet"]
+YT = ["package-youtube", "--results", "{ws}/yt/results", "--frames", "{ws}/yt/frames"]
+DL = ["data", "download", "davis", "--root", "{ws}/dl", "--quiet"]
+
+
+def seg(*extra, output="{ws}/out-new", **replace):
+    args = list(SEG)
+    for option, value in replace.items():
+        args[args.index(f"--{option.replace('_', '-')}") + 1] = value
+    return [*args, "--output", output, *extra]
+
+
+# (id, argv, expected message (regex), run in a subprocess)
+TABLE = [
+    # --- segment: masks (defect 1)
+    ("seg-mask-all-zero", seg(masks="{ws}/masks-zero"),
+     r"mask \S*masks-zero/00000.png holds no object: every pixel is 0", True),
+    ("seg-mask-all-void", seg(masks="{ws}/masks-void"),
+     r"masks-void/00000.png holds no object: every pixel is 255 \(void\)", False),
+    ("seg-mask-size", seg(masks="{ws}/masks-small"), r"masks-small/00000.png is 10x10 but the frames are 64x48", False),
+    ("seg-mask-orphan", seg(masks="{ws}/masks-orphan"), r"masks-orphan/zzz.png matches no frame name", False),
+    ("seg-mask-jpeg", seg(masks="{ws}/masks-jpeg"), r"masks-jpeg holds JPEG files but no PNG", False),
+    ("seg-mask-rgb", seg(masks="{ws}/masks-rgb"), r"masks-rgb/00000.png is a RGB image, not a label map", False),
+    ("seg-masks-missing", seg(masks="{ws}/nope"), r"masks folder \S*nope not found", False),
+    ("seg-no-first-mask", seg(masks="{ws}/masks-late"),
+     r"no mask for the first frame: expected \S*masks-late/00000.png", False),
+    # --- segment: frames
+    ("seg-frames-missing", seg(frames="{ws}/nope"), r"frames \S*nope not found", False),
+    ("seg-frames-a-file", seg(frames="{ws}/notes.txt"), r"notes.txt is neither a folder of frames nor a video", False),
+    ("seg-frames-bad-video", seg(frames="{ws}/clip.mp4"), r"cannot decode video \S*clip.mp4", False),
+    ("seg-frames-too-small", seg(frames="{ws}/tiny/frames", masks="{ws}/tiny/masks"),
+     r"frames are 8x8, smaller than the network's stride \(16\); pass --size 16", False),
+    ("seg-frame-broken-mid-video", seg("--overwrite", frames="{ws}/broken-frames", output="{ws}/out-old"),
+     r"cannot read frame \S*broken-frames/00005.jpg", False),
+    # --- segment: outputs (defect 5, 13)
+    ("seg-output-under-a-file", seg(output="{ws}/notes.txt/sub"),
+     r"--output \S*notes.txt/sub cannot be made: \S*notes.txt is a file", False),
+    ("seg-output-is-a-file", seg(output="{ws}/notes.txt"), r"--output \S*notes.txt is a file, not a folder", False),
+    ("seg-output-unwritable", seg(output="{ro}/out"), r"--output \S*/out cannot be written", False),
+    ("seg-output-holds-files", seg(output="{ws}/out-old"),
+     r"output folder \S*out-old already holds files; pass --overwrite", False),
+    ("seg-output-is-the-masks", seg("--overwrite", output="{ws}/video/masks"),
+     r"would replace the --masks folder", False),
+    ("seg-overlay-exists", seg("--overlay", "{ws}/overlay.gif"),
+     r"--overlay \S*overlay.gif exists; pass --overwrite", False),
+    ("seg-overlay-is-a-folder", seg("--overlay", "{ws}/folder.gif"),
+     r"--overlay \S*folder.gif is a folder; give a file name", False),
+    ("seg-overlay-suffix", seg("--overlay", "{ws}/o.avi"), r"--overlay \S*o.avi: use a .gif or .mp4", False),
+    ("seg-overlay-unwritable", seg("--overlay", "{ro}/o.gif"), r"--overlay \S*o.gif cannot be written", False),
+    # --- segment: settings and checkpoints (defect 13)
+    ("seg-size-1", seg("--size", "1"), r"--size 1 is below 16, the network's stride", False),
+    ("seg-size-0", seg("--size", "0"), r"--size must be positive or -1", False),
+    ("seg-size-not-a-number", seg("--size", "big"), r"argument --size: invalid int value: 'big'", False),
+    ("seg-top-k-0", seg("--top-k", "0"), r"--top-k must be positive, got 0", False),
+    ("seg-mid-term", seg("--min-mid-term-frames", "12"), r"--min-mid-term-frames \(12\) must be below", False),
+    ("seg-device-cuda", seg("--device", "cuda"), r"--device cuda was asked for but no CUDA device", False),
+    ("seg-checkpoint-missing", seg(checkpoint="{ws}/nope.pth"), r"checkpoint \S*nope.pth not found", False),
+    ("seg-checkpoint-a-folder", seg(checkpoint="{ws}/runs/done"),
+     r"runs/done is a folder, not a file; give one of the files in it \(final.pth\)", False),
+    ("seg-checkpoint-garbage", seg(checkpoint="{ws}/garbage.pth"),
+     r"cannot read checkpoint \S*garbage.pth: .*\(.*\); check that it is the checkpoint", False),
+    ("seg-no-arguments", ["segment"], r"the following arguments are required: --frames", False),
+    # --- info (defect 13)
+    ("info-a-folder", ["info", "{ws}/runs/done"],
+     r"runs/done is a folder, not a file; give one of the files in it \(final.pth\)", True),
+    ("info-garbage", ["info", "{ws}/garbage.pth", "--quiet"], r"cannot read checkpoint \S*garbage.pth", False),
+    ("info-missing", ["info", "{ws}/nope.pth"], r"checkpoint \S*nope.pth not found: give a file, a URL", False),
+    # --- train: --set values (defect 8)
+    ("train-lr-fast", [*TRAIN, "--set", "lr=fast"], r"--set lr=fast: lr must be a number", True),
+    ("train-batch-size-2.5", [*TRAIN, "--set", "batch_size=2.5"],
+     r"--set batch_size=2.5: batch_size must be an integer", False),
+    ("train-iterations-abc", [*TRAIN, "--set", "iterations=abc"],
+     r"--set iterations=abc: iterations must be an integer", False),
+    ("train-iterations-0", [*TRAIN, "--set", "iterations=0"],
+     r"--set iterations=0: iterations must be a positive integer", False),
+    ("train-log-every-0", [*TRAIN, "--set", "log_every=0"],
+     r"--set log_every=0: log_every must be a positive integer", False),
+    ("train-lr-steps-2", [*TRAIN, "--set", "lr_steps=2"],
+     r"--set lr_steps=2: lr_steps must be increasing fractions", False),
+    ("train-lr-steps-abc", [*TRAIN, "--set", "lr_steps=abc"],
+     r"--set lr_steps=abc: lr_steps must be numbers separated by commas", False),
+    ("train-lr-nan", [*TRAIN, "--set", "lr=nan"], r"--set lr=nan: lr must be a number", False),
+    ("train-lr-negative", [*TRAIN, "--set", "lr=-1"], r"--set lr=-1: lr must be positive", False),
+    ("train-crop-40", [*TRAIN, "--set", "crop_size=40"],
+     r"--set crop_size=40: crop_size must be a positive multiple of 16", False),
+    ("train-deep-update-prob", [*TRAIN, "--set", "deep_update_prob=2"],
+     r"deep_update_prob must be a probability", False),
+    ("train-amp-maybe", [*TRAIN, "--set", "amp=maybe"], r"--set amp=maybe: amp must be true or false", False),
+    ("train-model-size", [*TRAIN, "--set", "model_size=huge"], r"model_size must be one of base, small", False),
+    ("train-unknown-setting", [*TRAIN, "--set", "lrr=1"], r"unknown training setting 'lrr'; did you mean lr\?", False),
+    ("train-set-without-value", [*TRAIN, "--set", "lr"], r"--set lr: expected key=value", False),
+    ("train-no-batch-per-epoch", [*TRAIN, "--set", "batch_size=4", "samples_per_epoch=2"],
+     r"samples_per_epoch=2 is below batch_size=4: an epoch would hold no batch", False),
+    ("train-warm-order", [*TRAIN, "--set", "start_warm=0.9", "end_warm=0.1"], r"start_warm <= end_warm", False),
+    ("train-name-with-slash", [*TRAIN, "--name", "a/b"], r"name must be a plain folder name", False),
+    ("train-ablation", [*TRAIN, "--ablation", "nope"], r"argument --ablation: invalid choice: 'nope'", False),
+    ("train-init-missing", [*TRAIN, "--set", "init={ws}/nope.pth"],
+     r"init=\S*nope.pth: no such checkpoint file", False),
+    ("train-resnet-missing", [*TRAIN, "--set", "init=imagenet", "resnet18={ws}/nope.pth"],
+     r"resnet18=\S*nope.pth: no such file", False),
+    # --- train: data, device, run folders (defects 2, 4, 7 and issue 11)
+    ("train-davis16-without-root", [*TRAIN, "--set", "data=davis16"],
+     r"data=davis16 needs data_root=PATH \(the 240p DAVIS-2016 train split\); set it with --set data_root=PATH", False),
+    ("train-data-root-missing", [*TRAIN, "--set", "data=davis16", "data_root={ws}/nope"],
+     r"data_root=\S*nope is not a folder", False),
+    ("train-data-root-not-davis", [*TRAIN, "--set", "data=davis16", "data_root={ws}/gt"],
+     r"data_root=\S*gt lacks JPEGImages/240p", False),
+    ("train-data-unknown", [*TRAIN, "--set", "data=imagenet"], r"unknown training data data='imagenet'", False),
+    ("train-gpu-preset-on-cpu", ["train", "--preset", "gpu-davis16", "--runs-dir", "{ws}/runs"],
+     r"--preset gpu-davis16 is sized for a GPU and this machine has none .*--allow-cpu", False),
+    ("train-run-exists", [*TRAIN, "--name", "done"],
+     r"run folder \S*done exists; pass --resume to continue it or --overwrite", False),
+    ("train-overwrite-bad-setting", [*TRAIN, "--name", "done", "--overwrite", "--set", "lr=fast"],
+     r"--set lr=fast", False),
+    ("train-resume-and-overwrite", [*TRAIN, "--name", "done", "--resume", "--overwrite"],
+     r"--resume continues a run and --overwrite restarts it", False),
+    ("train-resume-nothing", [*TRAIN, "--name", "nope", "--resume"],
+     r"nothing to resume: \S*nope/checkpoint.pth not found", False),
+    ("train-resume-no-checkpoint", [*TRAIN, "--name", "no-checkpoint", "--resume"],
+     r"no-checkpoint/checkpoint.pth not found \(the run stopped before its first checkpoint\); restart it with "
+     r"--overwrite", False),
+    ("train-resume-truncated", [*TRAIN, "--name", "broken", "--resume"],
+     r"cannot resume from \S*broken/checkpoint.pth: the file is truncated or not a PyTorch checkpoint", False),
+    ("train-resume-weights-only", [*TRAIN, "--name", "weights-only", "--resume"],
+     r"weights-only/checkpoint.pth: it is not a training checkpoint", False),
+    ("train-resume-other-model", [*TRAIN, "--name", "other-model", "--resume"],
+     r"other-model/checkpoint.pth: it holds a xmem \(small size\) network, not the one this command builds", False),
+    ("train-runs-dir-under-a-file", [*TRAIN, "--runs-dir", "{ws}/notes.txt/runs"],
+     r"--runs-dir \S*notes.txt/runs/cpu-tiny-qmvos cannot be made", False),
+    ("train-runs-dir-unwritable", [*TRAIN, "--runs-dir", "{ro}/runs"],
+     r"--runs-dir \S*runs/cpu-tiny-qmvos cannot be written", False),
+    # --- evaluate (defects 5, 9)
+    ("eval-gt-no-object", [*EVAL, "--gt", "{ws}/gt-empty", "--output", "{ws}/scores-new"],
+     r"ground truth \S*gt-empty/seq/00000.png holds no object", True),
+    ("eval-gt-two-frames", [*EVAL, "--gt", "{ws}/gt-two", "--output", "{ws}/scores-new"],
+     r"gt-two/seq has 2 ground-truth frames; .* needs at least 3", False),
+    ("eval-output-is-a-file", [*EVAL, "--output", "{ws}/notes.txt"],
+     r"--output \S*notes.txt is a file, not a folder", False),
+    ("eval-output-unwritable", [*EVAL, "--output", "{ro}/scores"], r"--output \S*scores cannot be written", False),
+    ("eval-output-csv-is-a-folder", [*EVAL, "--output", "{ws}/scores-dir"],
+     r"scores-dir/global_results.csv is a folder", False),
+    ("eval-gt-missing", [*EVAL, "--gt", "{ws}/nope", "--output", "{ws}/scores"],
+     r"ground-truth folder \S*nope not found", False),
+    ("eval-results-partial", [*EVAL, "--results", "{ws}/results-partial", "--output", "{ws}/scores"],
+     r"results-partial/seq lacks 1 predicted masks, first 00003.png", False),
+    ("eval-prediction-bad-id", [*EVAL, "--results", "{ws}/results-badid", "--output", "{ws}/scores"],
+     r"results-badid/seq: a prediction holds id 3 but the first ground-truth frame has only 2", False),
+    ("eval-unknown-sequence", [*EVAL, "--sequences", "nope", "--output", "{ws}/scores"],
+     r"sequence nope has no ground truth", False),
+    # --- package-youtube (defect 5)
+    ("yt-output-is-a-folder", [*YT, "--output", "{ws}/folder.gif"],
+     r"--output \S*folder.gif is a folder; give a file name", False),
+    ("yt-output-unwritable", [*YT, "--output", "{ro}/sub.zip"], r"--output \S*sub.zip cannot be written", False),
+    ("yt-results-missing", [*YT, "--results", "{ws}/nope", "--output", "{ws}/sub.zip"],
+     r"results folder \S*nope not found", False),
+    ("yt-result-missing", [*YT, "--output", "{ws}/sub.zip"], r"result \S*vid/00005.png is missing", False),
+    # --- data (defects 3, 5, 10, 11)
+    ("data-generate-0-videos", ["data", "generate", "synthetic-val", "--root", "{ws}/gen", "--videos", "0"],
+     r"argument --videos: expected a positive integer, got 0", True),
+    ("data-generate-negative-videos", ["data", "generate", "synthetic-val", "--root", "{ws}/gen", "--videos", "-3"],
+     r"argument --videos: expected a positive integer, got -3", False),
+    ("data-generate-unwritable", ["data", "generate", "synthetic-val", "--root", "{ro}/gen"],
+     r"--root \S*gen cannot be written", False),
+    ("data-generate-under-a-file", ["data", "generate", "synthetic-val", "--root", "{ws}/notes.txt/gen"],
+     r"--root \S*gen cannot be made", False),
+    ("data-generate-unknown-split", ["data", "generate", "nope", "--root", "{ws}/gen"],
+     r"unknown generated split 'nope'", False),
+    ("data-download-local-missing", [*DL, "--url", "{ws}/nope.zip"],
+     r"--url \S*nope.zip: no such file", True),
+    ("data-download-local-not-a-zip", [*DL, "--url", "{ws}/not-a-zip.zip"],
+     r"not-a-zip.zip is not a zip archive; check the file", False),
+    ("data-download-ftp", [*DL, "--url", "ftp://example.com/a.zip"],
+     r"--url ftp://example.com/a.zip: use an http\(s\) link or a local file path", False),
+    ("data-download-youtube-without-url", ["data", "download", "youtube", "--root", "{ws}/dl"],
+     r"pass the link you were given with --url", False),
+    ("data-download-unknown", ["data", "download", "imagenet", "--root", "{ws}/dl"],
+     r"unknown dataset 'imagenet'", False),
+    ("data-download-unwritable", ["data", "download", "davis", "--root", "{ro}/dl"],
+     r"--root \S*dl cannot be written", False),
+    ("data-unknown-action", ["data", "frobnicate", "x"], r"argument action: invalid choice: 'frobnicate'", False),
+    # --- demo (defect 12) and the top level
+    ("demo-0-iterations", ["demo", "--iterations", "0"],
+     r"argument --iterations: expected a positive integer, got 0", False),
+    ("demo-0-videos", ["demo", "--videos", "0"], r"argument --videos: expected a positive integer, got 0", False),
+    ("demo-output-under-a-file", ["demo", "--output", "{ws}/notes.txt/demo"],
+     r"--output \S*notes.txt/demo cannot be made", False),
+    ("unknown-subcommand", ["frobnicate"], r"invalid choice: 'frobnicate'", False),
+]
+
+
+def _format(argv: list[str], ws: Path, ro: Path | None) -> list[str]:
+    return [a.format(ws=ws, ro=ro) for a in argv]
+
+
+def run_in_process(argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_subprocess(argv) -> tuple[int, str, str]:
+    result = subprocess.run([sys.executable, "-m", "qmvos_lab", *argv], capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("case, argv, message, sub", TABLE, ids=[row[0] for row in TABLE])
+def test_bad_input(case, argv, message, sub, ws, request, capsys):
+    needs_ro = any("{ro}" in a for a in argv)
+    ro = request.getfixturevalue("ro") if needs_ro else None
+    if case == "seg-device-cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if case == "train-gpu-preset-on-cpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = _format(argv, ws, ro)
+    before = snapshot(ws)
+    code, out, err = run_subprocess(argv) if sub else run_in_process(argv, capsys)
+    prefix = "qmvos-lab: error: " if case == "unknown-subcommand" else f"qmvos-lab {argv[0]}: error: "
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err + out, err
+    assert out == "", out
+    assert err.endswith("\n") and err.count("\n") == 1, err  # one line
+    assert err.startswith(prefix), err
+    assert re.search(message, err), err
+    assert "weights_only=False" not in err and "download it again" not in err, err
+    assert snapshot(ws) == before, "the workspace changed"
+
+
+def test_the_table_covers_every_subcommand():
+    commands = {row[1][0] for row in TABLE}
+    assert {"segment", "info", "train", "evaluate", "package-youtube", "data", "demo"} <= commands
+    assert sum(row[3] for row in TABLE) >= 5  # rows through a real subprocess
+    assert len({row[0] for row in TABLE}) == len(TABLE)
+
+
+# ---------------------------------------------------------------------------------------- accepted cases
+def test_a_binary_0_255_mask_is_one_object_written_back_as_255(ws, tmp_path, capsys):
+    """Defect 1: the usual binary mask (0/255, grayscale) of a user's own video is one object."""
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 10:40] = 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(mask).save(tmp_path / "masks" / "00000.png")  # mode L
+    out = tmp_path / "out"
+    assert main(_format(seg(masks=str(tmp_path / "masks"), output=str(out)), ws, None)) == 0
+    assert "1 objects" in capsys.readouterr().out
+    first = Image.open(out / "00000.png")
+    np.testing.assert_array_equal(np.asarray(first), mask)
+    assert first.getpalette()[255 * 3: 256 * 3] == [255, 255, 255]  # the object is white, as given
+    for t in range(8):
+        assert set(np.unique(np.asarray(Image.open(out / f"{t:05d}.png")))) <= {0, 255}
+
+
+def test_a_single_lr_step_is_a_tuple_of_one_fraction():
+    """Defect 8: `lr_steps=0.5` is parsed by the field's type (a tuple of fractions): one milestone."""
+    from qmvos_lab.train.settings import parse_settings
+
+    assert parse_settings(["lr_steps=0.5"]) == {"lr_steps": (0.5,)}
+    assert parse_settings(["lr_steps=[0.5, 0.8]", "amp=true", "freeze_batchnorm=none", "iterations=10"]) == {
+        "lr_steps": (0.5, 0.8), "amp": True, "freeze_batchnorm": None, "iterations": 10}
+    assert parse_settings(["init=XMem", "data_root=/a=b"]) == {"init": "XMem", "data_root": "/a=b"}
+
+
+def test_train_overwrite_removes_the_old_run_before_writing_the_new_one(tmp_path):
+    """Defect 2: what an interrupted `train --overwrite` leaves is the new run only (resumable), never
+    the old final.pth beside the new config."""
+    from qmvos_lab.train.presets import preset
+    from qmvos_lab.train.trainer import Trainer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("final.pth", "checkpoint.pth", "metrics.jsonl", "notes.txt"):
+        (run / name).write_text("old")
+    (run / "tensorboard").mkdir()
+    config = preset("cpu-tiny", ablation="xmem", iterations=2, batch_size=1, num_frames=3, crop_size=32,
+                    samples_per_epoch=2)
+    Trainer(config, run, progress=False)  # a run stopped right after it started
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_stale_staging_of_dead_processes_is_removed_and_live_ones_are_kept(tmp_path):
+    """Defect 6: staging folders hold a process id; the next writer removes those of dead processes."""
+    from qmvos_lab.atomic import staged_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / f".out.partial-{dead}").mkdir()
+    (tmp_path / f".out.partial-{dead}" / "00000.png").write_bytes(b"partial")
+    (tmp_path / f".out.old-{dead}").mkdir()
+    (tmp_path / f".o.tmp-{dead}.gif").write_bytes(b"partial overlay")
+    (tmp_path / ".out.partial-1").mkdir()  # pid 1 is alive: not ours to remove
+    (tmp_path / ".other.partial-123").mkdir()  # another target's
+    with staged_folder(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("new")
+    from qmvos_lab.atomic import remove_leftovers
+
+    remove_leftovers(tmp_path / "o.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-123", ".out.partial-1", "out"]
+    assert (tmp_path / "out" / "a.txt").read_text() == "new"
+
+
+def test_paired_files_are_published_together_or_not_at_all(tmp_path):
+    """Defect 9: global_results.csv and per-sequence_results.csv are written as a pair."""
+    from qmvos_lab.atomic import atomic_paths
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("old a")
+    b.write_text("old b")
+    with pytest.raises(RuntimeError):
+        with atomic_paths(a, b) as (ta, tb):
+            ta.write_text("new a")
+            raise RuntimeError("b could not be computed")
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    with atomic_paths(a, b) as (ta, tb):
+        ta.write_text("new a")
+        tb.write_text("new b")
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_a_signal_while_publishing_waits_until_the_result_is_complete():
+    import signal
+
+    from qmvos_lab.atomic import signals_deferred
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after the signal")  # still runs: the interrupt waits
+    assert steps == ["after the signal"]
+
+
+def test_evaluate_writes_both_csvs_without_nan(ws, tmp_path, capsys):
+    args = _format(EVAL, ws, None)
+    assert main([*args, "--output", str(tmp_path / "scores")]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "scores").iterdir()) == ["global_results.csv", "per-sequence_results.csv"]
+    assert "nan" not in (tmp_path / "scores" / "global_results.csv").read_text().lower()
+
+
+def test_an_operating_system_refusal_is_one_line():
+    """A full disk or a permission met mid-work (not caught by a preflight) is still one line."""
+    from qmvos_lab.cli import _one_line
+
+    assert _one_line(OSError(28, "No space left on device", "out/00007.png")) == (
+        "cannot use out/00007.png: No space left on device (check the path, the free space and the permissions)")
+    assert _one_line(ValueError("two\nlines")) == "two lines"
