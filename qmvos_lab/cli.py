@@ -199,6 +199,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from . import ablate
+    from .atomic import check_writable
+    from .train.settings import parse_settings
+
+    check_writable(args.output, "--output")
+    names = list(ablate.TABLE3) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    custom = {name: ablate.parse_pairs(pairs, f"--custom {name}") for name, *pairs in args.custom or []}
+    variants = {**{name: {} for name in names}, **custom}
+    executor = None
+    if args.slurm is not None:
+        executor = ablate.slurm_executor(Path(args.output) / "submitit", **ablate.parse_pairs(args.slurm, "--slurm"))
+    runs = ablate.run_ablations(variants, args.seeds, args.preset, eval_set=args.eval_set,
+                                eval_videos=args.eval_videos, overrides=parse_settings(args.set or []),
+                                jobs=args.jobs, executor=executor, cache=args.cache, progress=not args.quiet)
+    summary = ablate.compare(runs, reference=args.reference)
+    speed = ablate.speed_table(size=args.speed_size) if args.speed else None
+    written = ablate.write_outputs(runs, summary, args.output, reference=args.reference, speed=speed)
+    print(ablate.format_summary(summary, speed))
+    print(f"\n{runs.attrs.get('reused', 0)} of {runs.groupby(['variant', 'seed']).ngroups} runs reused; "
+          f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def _inference_defaults():
     from .config import InferenceConfig
 
@@ -293,6 +317,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"train a GPU preset ({', '.join(GPU_PRESETS)}) on a machine without a GPU")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    ablate = sub.add_parser(
+        "ablate", help="rerun QMVOS Table 3: variants x seeds, paired intervals, next to the paper",
+        description="Train and evaluate every (variant, seed) run of a preset through the trained-network cache "
+                    "(finished runs are reused, stopped ones resume), then compare each variant with the full "
+                    "model: paired bootstrap intervals and sign-flip p-values over videos, next to the paper's "
+                    "Table 3. Writes DIR/runs.csv, DIR/summary.csv, jf_per_variant.png, differences.png.")
+    ablate.add_argument("--preset", required=True, help="training preset of every run (cpu-tiny, ...)")
+    ablate.add_argument("--variants", default="all",
+                        help=f"comma-separated Table 3 variants ({', '.join(ABLATIONS)}) or all (default)")
+    ablate.add_argument("--custom", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
+                        help="a variant of your own: ModelConfig overrides on a base ablation, e.g. "
+                             "--custom no-sensory hidden_dim=0 base=qmvos (repeatable)")
+    ablate.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    ablate.add_argument("--output", required=True, help="folder for the tables and figures")
+    ablate.add_argument("--eval-set", default="synthetic-hard",
+                        help="held-out generated split (default synthetic-hard, or synthetic-val), "
+                             "or davis2017:ROOT / davis2016:ROOT")
+    ablate.add_argument("--eval-videos", type=positive_int, help="evaluate on the first N videos (default: all)")
+    ablate.add_argument("--reference", default="qmvos", help="the full model each variant is compared with")
+    ablate.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override preset settings (all runs)")
+    where = ablate.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=positive_int, default=1, help="local worker processes (default 1: this process)")
+    where.add_argument("--slurm", nargs="*", metavar="KEY=VALUE",
+                       help="run on Slurm through submitit, e.g. --slurm slurm_partition=gpu timeout_min=60 "
+                            "gpus_per_node=1 (cluster=local runs the jobs locally)")
+    ablate.add_argument("--cache", default=None,
+                        help="folder of the trained-network cache (default $QMVOS_LAB_CACHE or ~/.cache/qmvos-lab)")
+    ablate.add_argument("--speed", action="store_true",
+                        help="also measure QMVOS / XMem time per frame side by side (Table 3a) into speed.csv")
+    ablate.add_argument("--speed-size", default="base", help="network size of the speed run (default base)")
+    ablate.add_argument("--quiet", action="store_true", help="no progress bars")
+    ablate.set_defaults(func=cmd_ablate)
 
     data = sub.add_parser("data", help="download datasets or write the generated set",
                           description="Download DAVIS / YouTube-VOS (resumable, checksummed) or write a "

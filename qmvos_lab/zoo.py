@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .ablations import ABLATIONS, model_config
 from .checkpoints import load_checkpoint
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
 from .train.presets import PRESETS, preset
 
@@ -69,6 +69,7 @@ class Entry:
     name: str
     train: TrainConfig
     folder: Path
+    model: ModelConfig | None = None  # None: the named ablation's (train.ablation at train.model_size)
 
     @property
     def checkpoint(self) -> Path:
@@ -86,14 +87,18 @@ def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0,
     return preset(preset_name, **fields)
 
 
-def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None) -> Entry:
+def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
+              model: ModelConfig | None = None) -> Entry:
     """The cache entry of a training config: a folder named after the network and a hash of the
-    model config, the training config and the recipe version (in `cache_root(cache)`)."""
-    model = model_config(config.ablation, config.model_size)
+    model config, the training config and the recipe version (in `cache_root(cache)`). `model`
+    trains a network that no name of ABLATIONS describes (the ablation runner's custom variants)."""
+    named = model_config(config.ablation, config.model_size)
+    model = None if model is None or model == named else model
     train = {k: v for k, v in config.to_dict().items() if k not in ("name", "workers", "tensorboard")}
-    blob = json.dumps({"model": model.to_dict(), "train": train, "recipe": RECIPE_VERSION}, sort_keys=True)
+    blob = json.dumps({"model": (model or named).to_dict(), "train": train, "recipe": RECIPE_VERSION},
+                      sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    return Entry(config.name, config, cache_root(cache) / "trained" / f"{config.name}-{digest}")
+    return Entry(config.name, config, cache_root(cache) / "trained" / f"{config.name}-{digest}", model)
 
 
 def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: int = 0, *,
@@ -151,7 +156,10 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
         print(f"training {entry.name} ({entry.train.iterations} iterations of preset-based training; "
               f"cached in {entry.folder})")
     start = time.perf_counter()
-    trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress)
+    if entry.model is None:
+        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress)
+    else:
+        trainer = _configured_trainer(entry, resume, progress)
     trainer.train()
     if trainer.stop_requested:
         raise KeyboardInterrupt(f"training of {entry.name} interrupted; call again to resume it")
@@ -160,3 +168,19 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     with atomic_path(entry.folder / "info.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return entry.checkpoint
+
+
+def _configured_trainer(entry: Entry, resume: bool, progress: bool):
+    """A Trainer whose network is `entry.model` rather than a named ablation's (from scratch only)."""
+    from .model import build_network
+    from .train.trainer import Trainer
+
+    if entry.train.init != "scratch":
+        raise UserError(f"{entry.name}: a network with its own ModelConfig trains from scratch only, "
+                        f"not init={entry.train.init!r}; drop the init setting")
+
+    class ConfiguredTrainer(Trainer):
+        def _build_model(self):
+            return build_network(entry.model)
+
+    return ConfiguredTrainer(entry.train, entry.folder, resume=resume, progress=progress)

@@ -1,0 +1,53 @@
+"""Rerun QMVOS's Table 3 with seeds and paired intervals (the ablation runner).
+
+    from qmvos_lab import ablate
+    runs = ablate.run_ablations(["xmem", "qmvos", "no-interaction"], seeds=[0, 1, 2], preset="cpu-tiny")
+    summary = ablate.compare(runs, reference="qmvos")   # differences, BCa intervals, p-values, paper
+    ablate.jf_points(runs, summary); ablate.differences(summary)
+    ablate.speed_table()                                 # Table 3a: QMVOS / XMem time per frame
+
+`qmvos-lab ablate --preset P --variants a,b --seeds 0,1,2 --output DIR` does the same and writes
+DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (runs, cache, back ends), stats.py
+(the statistics), paper.py (the paper's Table 3 as reference data), figures.py, speed.py.
+
+Names are imported on first use, so that a command line error costs no scipy or seaborn import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_MODULES = {
+    "figures": ["differences", "jf_points"],
+    "paper": ["CITATION", "PAPER_FPS", "TABLE3", "PaperRow"],
+    "report": ["format_summary", "write_outputs"],
+    "runner": ["DEFAULT_EVAL_SET", "EvalSet", "RunSpec", "Variant", "eval_set_from", "parse_pairs", "plan",
+               "run_ablations", "run_one", "seeds_from", "slurm_executor", "variants_from"],
+    "speed": ["speed_table"],
+    "stats": ["bootstrap_interval", "compare", "per_seed", "per_video", "sign_flip_pvalue"],
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:  # the submodules themselves (ablate.stats, ablate.runner, ...)
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_MODULES))
+
+
+if TYPE_CHECKING:  # for IDEs and type checkers
+    from .figures import differences, jf_points
+    from .paper import CITATION, PAPER_FPS, TABLE3, PaperRow
+    from .report import format_summary, write_outputs
+    from .runner import (DEFAULT_EVAL_SET, EvalSet, RunSpec, Variant, eval_set_from, parse_pairs, plan,
+                         run_ablations, run_one, seeds_from, slurm_executor, variants_from)
+    from .speed import speed_table
+    from .stats import bootstrap_interval, compare, per_seed, per_video, sign_flip_pvalue
