@@ -122,13 +122,12 @@ def _in_own_staging(path: Path) -> bool:
 def remove_leftovers(target: str | os.PathLike) -> list[Path]:
     """Remove the temporary siblings of `target` left by dead processes; returns what was removed."""
     target = Path(target)
-    prefixes = tuple({f".{target.name}.", f".{target.stem}."})
-    pattern = re.compile(rf"^\.(?:{re.escape(target.name)}|{re.escape(target.stem)})\."
-                         rf"(?:{'|'.join(LEFTOVER_KINDS)})-(\d+)(?:\.\w+)?$")
+    prefix = f".{target.name}."
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:{'|'.join(LEFTOVER_KINDS)})-(\d+)$")
     removed = []
     try:
         with os.scandir(target.parent) as scan:
-            entries = [e for e in scan if e.name.startswith(prefixes)]
+            entries = [e for e in scan if e.name.startswith(prefix)]
     except (FileNotFoundError, NotADirectoryError):
         return removed
     for entry in entries:

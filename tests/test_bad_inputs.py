@@ -434,7 +434,7 @@ def test_stale_staging_of_dead_processes_is_removed_and_live_ones_are_kept(tmp_p
     (tmp_path / f".out.partial-{dead}").mkdir()
     (tmp_path / f".out.partial-{dead}" / "00000.png").write_bytes(b"partial")
     (tmp_path / f".out.old-{dead}").mkdir()
-    (tmp_path / f".o.tmp-{dead}.gif").write_bytes(b"partial overlay")
+    (tmp_path / f".o.gif.tmp-{dead}").write_bytes(b"partial overlay")
     (tmp_path / ".out.partial-1").mkdir()  # pid 1 is alive: not ours to remove
     (tmp_path / ".other.partial-123").mkdir()  # another target's
     with staged_folder(tmp_path / "out") as staging:

@@ -129,6 +129,8 @@ class KeyValueStore:
         Each group's values cover the last N_g keys, so its survivors are the last N_g entries of
         the key survivors (the official code supports one group only).
         """
+        if self.size <= max_size:  # nothing to prune (the official code fails on k = 0 here)
+            return
         usage = self.usage().flatten()
         lowest, _ = torch.topk(usage, k=self.size - max_size, largest=False, sorted=True)
         survived = usage > lowest[-1]  # N

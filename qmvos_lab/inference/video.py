@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from ..config import InferenceConfig
+from ..data.masks import VOID_LABEL
 from ..errors import UserError
 from .core import InferenceCore
 from .preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
 from .trace import FrameTrace
 
 MAX_OBJECTS = 255
-VOID_LABEL = 255
 
 
 @dataclass

@@ -9,15 +9,14 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from ..data.masks import davis_palette
+from ..atomic import leftover_name, remove_leftovers
+from ..data.masks import full_palette
 from ..errors import UserError
 
 
 def palette_colours(palette: bytes | None = None) -> np.ndarray:
-    """256 x 3 uint8 colours of a palette (the DAVIS palette by default)."""
-    colours = np.frombuffer(palette or davis_palette(), dtype=np.uint8)
-    colours = np.concatenate([colours, np.frombuffer(davis_palette(), np.uint8)[len(colours):]])
-    return colours[:768].reshape(256, 3)
+    """256 x 3 uint8 colours of a palette (completed by the DAVIS palette, which is the default)."""
+    return np.frombuffer(full_palette(palette), dtype=np.uint8).reshape(256, 3)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, palette: bytes | None = None, alpha: float = 0.5) -> np.ndarray:
@@ -48,7 +47,8 @@ class VideoWriter:
             raise UserError(f"overlay {self.path}: use a .gif or .mp4 file name")
         self.fps = fps
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.suffix}")
+        remove_leftovers(self.path)  # of writers that died before they could clean up
+        self.tmp = leftover_name(self.path, "tmp")  # the formats are given explicitly, not by suffix
         self.gif_frames: list[Image.Image] = []
         self.container = self.stream = None
 

@@ -125,3 +125,12 @@ def test_invalid_inference_settings_are_refused():
                 {"num_prototypes": 20000}):
         with pytest.raises(ValueError):
             InferenceConfig(**bad)
+
+
+def test_pruning_to_exactly_the_current_size_keeps_everything():
+    """Long-term memory that holds exactly LT_max - P elements is at capacity but has nothing to prune
+    (topk with k = 0 made the official code, and ours, fail)."""
+    store = KeyValueStore(count_usage=True)
+    store.add(torch.randn(1, 4, 6), [torch.randn(1, 3, 6)], torch.ones(1, 1, 6), None, None)
+    store.remove_obsolete(6)
+    assert store.size == 6 and store.values[0].shape[-1] == 6
