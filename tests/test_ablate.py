@@ -64,7 +64,7 @@ def test_statistics_match_a_hand_computation():
     assert row["p_value"] == pytest.approx(2 / 64)  # only the observed signs and their mirror reach it
     # BCa bootstrap with the same seed, on the hand-made differences
     expected = stats.bootstrap((d,), np.mean, method="BCa", n_resamples=9999,
-                               **ablate.stats._random(stats.bootstrap, 0))
+                               **ablate.stats.seed_kwargs(stats.bootstrap, 0))
     assert (row["diff_low"], row["diff_high"]) == pytest.approx(
         (expected.confidence_interval.low, expected.confidence_interval.high))
     assert row["diff_low"] < row["diff"] < row["diff_high"] < 0

@@ -26,7 +26,7 @@ from .paper import TABLE3
 METRICS = ("J&F", "J", "F")
 
 
-def _random(function, seed: int) -> dict:
+def seed_kwargs(function, seed: int) -> dict:
     """The seeding keyword of a scipy.stats resampling function (`rng` since scipy 1.15)."""
     key = "rng" if "rng" in inspect.signature(function).parameters else "random_state"
     return {key: np.random.default_rng(seed)}
@@ -45,7 +45,7 @@ def bootstrap_interval(values, confidence: float = 0.95, n_resamples: int = 9999
     if np.ptp(values) == 0:  # no spread: BCa is undefined, the interval is the value itself
         return float(values[0]), float(values[0])
     result = stats.bootstrap((values,), _mean, vectorized=True, method="BCa", confidence_level=confidence,
-                             n_resamples=n_resamples, **_random(stats.bootstrap, seed))
+                             n_resamples=n_resamples, **seed_kwargs(stats.bootstrap, seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -57,7 +57,7 @@ def sign_flip_pvalue(differences, n_resamples: int = 9999, seed: int = 0) -> flo
         return math.nan
     result = stats.permutation_test((differences,), _mean, vectorized=True, permutation_type="samples",
                                     alternative="two-sided", n_resamples=n_resamples,
-                                    **_random(stats.permutation_test, seed))
+                                    **seed_kwargs(stats.permutation_test, seed))
     return float(result.pvalue)
 
 
