@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_video
-from qmvos_lab.config import InferenceConfig
+from conftest import make_video, with_random_heads
+from qmvos_lab.config import InferenceConfig, ModelConfig
 from qmvos_lab.data.frames import FrameSource, load_given_masks
 from qmvos_lab.errors import UserError
 from qmvos_lab.inference import InferenceCore, VideoSegmenter, segment_video
+from qmvos_lab.model import XMem
 from qmvos_lab.model.aggregate import aggregate
 from qmvos_lab.inference.preprocess import pad_to_multiple, resized_shape, unpad
 
@@ -38,7 +39,7 @@ def test_ids_are_mapped_back_and_late_objects_join(small_xmem, video):
     # frames with a given mask reproduce it exactly
     np.testing.assert_array_equal(results[0].labels, video[1][0])
     late_mask = video[1][4]
-    assert (results[4].labels[late_mask == 7] == 7).all()
+    np.testing.assert_array_equal(results[4].labels == 7, late_mask == 7)  # the late object is its mask
 
 
 def test_inference_is_deterministic(small_xmem, video):
@@ -78,17 +79,52 @@ def test_frames_before_the_first_mask_are_background(small_xmem, video):
     assert segmenter.step(frames[1], masks[0]).object_ids == [2, 4]
 
 
-def test_deleting_objects(small_xmem, video):
+@pytest.fixture(scope="module")
+def single_object_xmem():
+    """Values encoded from each object's own mask (XMem stage 0): an object's memory does not depend
+    on the other objects, so deleting one leaves exactly what a segmenter without it computes."""
+    torch.manual_seed(0)
+    return with_random_heads(XMem(ModelConfig(single_object=True))).eval()
+
+
+def keep_ids(label_map, ids):
+    return np.where(np.isin(label_map, ids), label_map, 0).astype(np.uint8)
+
+
+def play(segmenter, frames, masks, start=0, delete=None):
+    """Step frames[start:], with `masks` by frame index; `delete` = (after frame t, ids)."""
+    results = {}
+    for t in range(start, len(frames)):
+        results[t] = segmenter.step(frames[t], masks.get(t), end=t == len(frames) - 1)
+        if delete is not None and delete[0] == t:
+            segmenter.delete_objects(delete[1])
+    return results
+
+
+def assert_same_frames(a, b, frames):
+    for t in frames:
+        assert a[t].object_ids == b[t].object_ids
+        torch.testing.assert_close(a[t].prob, b[t].prob, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(a[t].labels, b[t].labels)
+
+
+def test_deleting_objects_leaves_what_a_segmenter_that_never_saw_them_computes(single_object_xmem, video):
     frames, masks, _ = video
-    segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1, mem_every=1))
-    segmenter.step(frames[0], masks[0])
-    segmenter.step(frames[1])
-    segmenter.delete_objects([2])
-    result = segmenter.step(frames[2])
-    assert result.object_ids == [4] and set(np.unique(result.labels)) <= {0, 4}
+    config = InferenceConfig(size=-1, mem_every=2)
+    # object 2 deleted after the first frame, then object 7 joins on frame 4 (groups stay aligned)
+    deleted = play(VideoSegmenter(single_object_xmem, config), frames, masks, delete=(0, [2]))
+    never = play(VideoSegmenter(single_object_xmem, config), frames, {0: keep_ids(masks[0], [4]), 4: masks[4]})
+    assert deleted[1].object_ids == [4] and deleted[4].object_ids == [4, 7]
+    assert_same_frames(deleted, never, range(1, 8))
+    # the first group deleted after a later one joined: its older memory frames go with it
+    segmenter = VideoSegmenter(single_object_xmem, config)
+    deleted = play(segmenter, frames, masks, delete=(4, [2, 4]))
+    assert segmenter.core.memory.work_mem.groups == [[0]]
+    late_only = play(VideoSegmenter(single_object_xmem, config), frames, {4: masks[4]}, start=4)
+    assert_same_frames(deleted, late_only, range(5, 8))
     with pytest.raises(UserError, match="unknown object ids"):
         segmenter.delete_objects([3])
-    segmenter.delete_objects([4])
+    segmenter.delete_objects([7])
     assert segmenter.step(frames[3]).object_ids == []
 
 
