@@ -68,7 +68,7 @@ def test_a_later_mask_keeps_existing_objects_where_it_is_background(small_xmem, 
     known = before.prob[1:].clone()
     known[:, :4, :4] = 0
     expected = aggregate(torch.cat([known, torch.from_numpy(corner == 9).float()[None]]), dim=0)
-    torch.testing.assert_close(after.prob, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(after.prob, expected, atol=1e-7, rtol=0)  # the same arithmetic: no slack
 
 
 def test_frames_before_the_first_mask_are_background(small_xmem, video):
