@@ -68,18 +68,48 @@ def test_two_workers_give_the_same_items_as_direct_indexing(clips):
     assert torch.equal(batch["frames"], direct)
 
 
-def test_distributed_sampler_splits_the_items(clips):
-    ranks = [list(DistributedSampler(clips, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
-    assert set(ranks[0]).isdisjoint(ranks[1]) and sorted(ranks[0] + ranks[1]) == list(range(12))
+def test_the_epoch_sampler_splits_items_by_rank_and_resumes_mid_epoch():
+    """The kit's sampler (trainer.EpochSampler): one permutation per (seed, epoch), split across ranks
+    without overlap, each item paired with the progress of the iteration that uses it."""
+    from qmvos_lab.train.trainer import EpochSampler
+
+    for world in (2, 3):
+        samplers = [EpochSampler(10, seed=4, batch_size=2, iterations=30, rank=r, world=world) for r in range(world)]
+        ranks = [[i for i, _ in sampler] for sampler in samplers]
+        assert sorted(sum(ranks, [])) == list(range(10))  # every item once, on one rank
+        assert all(set(a).isdisjoint(b) for k, a in enumerate(ranks) for b in ranks[k + 1:])
+        assert ranks[0] != sorted(ranks[0])  # shuffled
+    sampler = EpochSampler(10, seed=4, batch_size=2, iterations=30, rank=1, world=2)
+    epoch0 = sampler.indices()
+    sampler.set_position(epoch=1, start=0, first_iteration=2)
+    assert sampler.indices() != epoch0  # another permutation each epoch
+    sampler.set_position(epoch=0, start=2, first_iteration=5)  # resumed after one batch of epoch 0
+    items = list(sampler)
+    assert [i for i, _ in items] == epoch0[2:] and [p for _, p in items] == [5 / 30, 5 / 30, 6 / 30]
+    assert len(sampler) == 3
 
 
-def test_curriculum_progress_reaches_workers_and_light_phase(clips):
-    clips.set_progress(0.5)
-    assert clips.max_skip == 15
-    clips.set_progress(0.95)
-    light = clips[0]
-    clips.set_progress(0.0)
-    assert light["frames"].shape == (5, 3, 64, 64)
+class SkipReporting(GeneratedSource):
+    """Names each clip after the max skip it was drawn with, so that a worker's choice comes back."""
+
+    def sample(self, rng, num_frames, max_skip, video=None):
+        frames, labels, _ = super().sample(rng, num_frames, max_skip, video)
+        return frames, labels, f"skip={max_skip}"
+
+
+def test_curriculum_progress_reaches_workers_through_the_sampler():
+    """Workers prefetch ahead, so the progress comes with each item from the sampler, not from state."""
+    from qmvos_lab.train.trainer import EpochSampler
+
+    data = VOSClips(SkipReporting(SyntheticConfig(length=12, num_objects=2), num_videos=3),
+                    ClipConfig(num_frames=3, crop_size=32, min_object_pixels=4), samples=8, seed=0)
+    sampler = EpochSampler(8, seed=0, batch_size=2, iterations=4)
+    sampler.set_position(epoch=0, start=0, first_iteration=0)
+    loader = DataLoader(data, batch_size=2, sampler=sampler, num_workers=2, multiprocessing_context="fork")
+    skips = [name for batch in loader for name in batch["name"]]
+    # iterations 0..3 of 4: progress 0, .25, .5, .75 -> max skip 5, 10, 15, 15 of the curriculum
+    assert skips == [f"skip={max_skip_at(p)}" for p in (0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75)]
+    assert len(set(skips)) == 3  # (the light final phase reads the same progress, next to the skip)
 
 
 def test_pasting_makes_multi_object_clips_from_single_object_videos():
