@@ -14,10 +14,24 @@ def run_cli(*args, timeout=300):
                           timeout=timeout)
 
 
-def test_help_lists_the_subcommands():
+SUBCOMMANDS = ["demo", "info", "segment", "train", "data", "evaluate", "package-youtube"]
+
+
+def test_help_lists_the_subcommands(capsys):
     result = run_cli("--help")
-    assert result.returncode == 0
-    assert "demo" in result.stdout and "info" in result.stdout and "QMVOS" in result.stdout
+    assert result.returncode == 0 and "QMVOS" in result.stdout
+    block = result.stdout.split("positional arguments:")[1].split("options:")[0]
+    listed = [line.split()[0] for line in block.splitlines() if line.startswith("    ") and line[4] != " "]
+    assert listed == SUBCOMMANDS  # every subcommand, each with its one-line help
+    from qmvos_lab.cli import build_parser, main
+
+    registered = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert list(registered) == SUBCOMMANDS
+    for name in SUBCOMMANDS:  # and each has a working --help of its own
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: qmvos-lab {name}")
 
 
 def test_info_describes_a_checkpoint(tmp_path):
