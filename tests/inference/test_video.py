@@ -11,7 +11,7 @@ from qmvos_lab.errors import UserError
 from qmvos_lab.inference import InferenceCore, VideoSegmenter, segment_video
 from qmvos_lab.model import XMem
 from qmvos_lab.model.aggregate import aggregate
-from qmvos_lab.inference.preprocess import pad_to_multiple, resized_shape, unpad
+from qmvos_lab.inference.preprocess import pad_to_multiple, resized_shape, to_image_tensor, unpad
 
 
 @pytest.fixture(scope="module")
@@ -134,15 +134,26 @@ def test_resized_inference_returns_the_original_resolution(small_xmem, video):
 
 
 def test_long_term_memory_is_used_on_long_runs(small_xmem, video):
+    """Consolidated prototypes are read: long-term elements take part of the affinity of every
+    readout, so their usage keeps growing, and memory stays bounded."""
     frames, masks, _ = video
     segmenter = VideoSegmenter(small_xmem, InferenceConfig(size=-1, mem_every=1, max_mid_term_frames=3,
                                                            min_mid_term_frames=2, num_prototypes=4,
-                                                           max_long_term_elements=30))
-    for t in range(24):
+                                                           max_long_term_elements=300))
+    usage = []
+    for t in range(16):
         segmenter.step(frames[t % len(frames)], masks[0] if t == 0 else None)
         memory = segmenter.core.memory
-        assert memory.work_mem.size < 3 * 12 and memory.long_mem.size <= 30
-    assert memory.long_mem.size > 0
+        assert memory.work_mem.size < 3 * 12 and memory.long_mem.size <= 300
+        if memory.long_mem.engaged():
+            usage.append(memory.long_mem.use_count.sum().item())
+    assert memory.long_mem.size == 4 * 14  # a consolidation on every frame from the third
+    assert len(usage) == 14 and all(b > a for a, b in zip(usage, usage[1:]))  # every readout uses long-term memory
+    with torch.inference_mode():  # as the core reads
+        key, _, selection = small_xmem.encode_key(to_image_tensor(frames[0])[None])[:3]
+        _, affinities = memory.match_memory(key, selection, return_affinity=True)
+    long_weight = affinities[0][0, :memory.long_mem.size].sum(0)  # hw: the weight on long-term elements
+    assert (long_weight > 0).float().mean() > 0.5 and long_weight.max() > 0.2
 
 
 def test_mask_errors(small_xmem, video):
