@@ -1,5 +1,6 @@
 """Training clips: the frame sampler's invariants, the curriculum, items, determinism, loaders."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from qmvos_lab.data.clips import (ClipConfig, GeneratedSource, PastingSource, Se
 from qmvos_lab.data.readers import read_davis
 from qmvos_lab.data.synthetic import SyntheticConfig
 
-SHARED_DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis16-240p"
+# the 240p DAVIS-2016 train split (JPEGImages/240p, Annotations/240p, ImageSets), when available
+DAVIS16 = os.environ.get("QMVOS_LAB_DAVIS16", "")
 
 
 def test_sampled_frames_are_sorted_in_range_and_within_the_skip():
@@ -133,9 +135,9 @@ def test_static_pseudo_videos_from_image_mask_pairs():
     assert not torch.equal(item["labels"][0], item["labels"][1])  # each frame is warped differently
 
 
-@pytest.mark.skipif(not SHARED_DAVIS.is_dir(), reason="the shared DAVIS-2016 240p split is not here")
+@pytest.mark.skipif(not DAVIS16, reason="set QMVOS_LAB_DAVIS16 to the DAVIS-2016 240p folder to run this")
 def test_davis16_train_split_clips():
-    sequences = read_davis(SHARED_DAVIS, split="train", year=2016, resolution="240p")
+    sequences = read_davis(Path(DAVIS16), split="train", year=2016, resolution="240p")
     assert len(sequences) == 30
     data = VOSClips(PastingSource(SequenceSource(sequences)), ClipConfig(num_frames=4, crop_size=96), samples=2)
     item = data[0]
