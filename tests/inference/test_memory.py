@@ -1,8 +1,9 @@
 """The key-value store and XMem's memory manager: groups, usage, consolidation, bounded memory.
 
 Agreement of whole-video inference with the official XMem (max |dprob| below 1e-6 in fp32, with
-consolidation and an object entering mid-video) is checked by benchmarks/parity_xmem_inference.py
-against a fetched copy of the official code.
+consolidation and an object entering mid-video) is checked by tests/test_parity_goldens.py against
+stored official outputs, and by benchmarks/parity_xmem_inference.py against a fetched copy of the
+official code.
 """
 
 import pytest
