@@ -79,6 +79,27 @@ def test_qmvos_lab_checkpoint_round_trip_is_atomic_and_keeps_config(tmp_path):
     assert load_checkpoint(path).config == config
 
 
+def test_a_checkpoint_write_that_fails_midway_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    model = XMem(ModelConfig(key_dim=16, value_dim=128, hidden_dim=8))
+    path = save_checkpoint(model, tmp_path / "run" / "checkpoint.pth", iteration=1)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def dies_halfway(obj, target, *args, **kwargs):  # half a file on disk, then the process "crashes"
+        real_save(obj, target, *args, **kwargs)
+        with open(target, "r+b") as f:
+            f.truncate(len(before) // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, path, iteration=2)
+    assert path.read_bytes() == before  # readers still see the whole previous checkpoint
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pth"]  # the partial temp file is gone
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(path, weights_only=True)["iteration"] == 1
+
+
 @pytest.mark.parametrize("content, message", [
     (b"this is not a checkpoint", "cannot read checkpoint"),
     (b"PK\x03\x04 truncated zip", "cannot read checkpoint"),

@@ -7,10 +7,11 @@ BatchNorm (as upstream), optionally with autocast (bf16 where supported). It wri
     metrics.jsonl        one line per `log_every` iterations: loss terms averaged over those
                          iterations, lr, it/s, memory
     checkpoint.pth       the latest training checkpoint (network, optimiser, scheduler, scaler,
-                         iteration, data position, RNG states), rewritten atomically
+                         iteration, data position, the log window, the RNG states of every
+                         rank), rewritten atomically
     final.pth            the trained network (a QMVOS Lab checkpoint, loadable by segment)
 SIGINT / SIGTERM save a checkpoint before exiting; `resume=True` continues from checkpoint.pth
-exactly (same losses as an uninterrupted run on the CPU).
+exactly (same losses as an uninterrupted run on the CPU), and refuses settings that changed.
 
 Run under `torchrun --nproc_per_node N` the same code trains with DistributedDataParallel (gloo
 on the CPU, NCCL on GPUs); each rank draws different clips.
@@ -126,6 +127,7 @@ class Trainer:
                                     self.rank, self.world)
         self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)  # memory picks, deep updates
         self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.log_window: dict[str, float] = {}  # sums of the step metrics since the last log line, "iterations"
         self.stop_requested = False
         if not resume and self.rank == 0:  # a fresh run: an old run's files go first, never mixed with the new
             empty_folder(self.run_dir)
@@ -175,35 +177,86 @@ class Trainer:
         self.sampler.set_position(self.epoch, self.batch_in_epoch * self.config.batch_size, self.iteration)
         self.dataset.set_epoch(self.epoch)
         workers = self.config.workers
+        # the workers' base seed comes from a generator of its own: drawn from torch's global one, it
+        # would shift the dropout draws of a resumed run (items are seeded by (seed, epoch, index) anyway)
+        seeds = torch.Generator().manual_seed((self.config.seed * 1000 + self.rank) * 100_003 + self.epoch)
         return torch.utils.data.DataLoader(
             self.dataset, batch_size=self.config.batch_size, sampler=self.sampler, num_workers=workers,
             pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=False,
-            worker_init_fn=None, multiprocessing_context="fork" if workers > 0 else None)
+            worker_init_fn=None, multiprocessing_context="fork" if workers > 0 else None, generator=seeds)
 
     # ------------------------------------------------------------------------------ checkpoints
-    def _training_state(self) -> dict:
+    def _training_state(self, rng: list[dict]) -> dict:
         return {"iteration": self.iteration, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "train_config": self.config.to_dict(),
-                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_tensors(np.random.get_state()),
-                        "python": random.getstate(), "generator": self.generator.get_state()}}
+                "log_window": dict(self.log_window), "rng": rng}
+
+    def _rng_state(self) -> dict:
+        return {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_tensors(np.random.get_state()),
+                "python": random.getstate(), "generator": self.generator.get_state()}
+
+    def _rng_states(self) -> list[dict]:
+        """The RNG states of every rank, in rank order (each rank draws its own memory picks, deep
+        updates and dropout). Under DDP this is a collective: every rank calls save()."""
+        if not self.distributed:
+            return [self._rng_state()]
+        states = [None] * self.world
+        dist.all_gather_object(states, self._rng_state())
+        return states
+
+    def _average_batchnorm_statistics(self) -> None:
+        """Under DDP, BatchNorm layers that learn their statistics (training from scratch) see their
+        rank's batches only: average the running statistics over the ranks, so that every rank and
+        the checkpoint hold one network. Frozen statistics (as in step()) are equal on every rank already."""
+        c = self.config
+        frozen = c.freeze_batchnorm if c.freeze_batchnorm is not None else c.init != "scratch"
+        if not self.distributed or frozen:
+            return
+        buffers = [b for m in self.network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for b in (m.running_mean, m.running_var) if b is not None]
+        if buffers:
+            flat = torch.cat([b.flatten() for b in buffers])
+            dist.all_reduce(flat)
+            offset = 0
+            for b in buffers:
+                b.copy_(flat[offset:offset + b.numel()].view_as(b) / self.world)
+                offset += b.numel()
 
     def save(self, name: str = "checkpoint.pth") -> Path | None:
+        self._average_batchnorm_statistics()
+        rng = self._rng_states()
         if self.rank != 0:
             return None
-        return save_checkpoint(self.network, self.run_dir / name, **self._training_state())
+        return save_checkpoint(self.network, self.run_dir / name, **self._training_state(rng))
+
+    def _refuse_changed_config(self, saved: dict) -> None:
+        """Resuming must continue the same run: any setting that changes what is trained is refused."""
+        current = self.config.to_dict()
+        harmless = ("workers", "log_every", "checkpoint_every", "tensorboard")  # how, not what, is trained
+        changed = [f"{key} {saved.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(saved) | set(current))
+                   if key not in harmless and saved.get(key) != current.get(key)]
+        if changed:
+            raise UserError(f"cannot resume {self.run_dir}: its settings changed ({', '.join(changed)}); resume with "
+                            "the original settings, or start a new run with --name or --overwrite")
 
     def _load_training_checkpoint(self) -> None:
         path = self.run_dir / "checkpoint.pth"
         if not path.is_file():
             raise UserError(f"nothing to resume: {path} not found")
         state = read_training_checkpoint(path, self.network)  # plain tensors and numbers only, checked
+        self._refuse_changed_config(state["train_config"])
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration, self.epoch, self.batch_in_epoch = state["iteration"], state["epoch"], state["batch_in_epoch"]
-        rng = state["rng"]
+        rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # one state per rank
+        if len(rng) != self.world:
+            raise UserError(f"cannot resume {self.run_dir} on {self.world} processes: its checkpoint holds the random "
+                            f"state of {len(rng)}; resume with torchrun --nproc_per_node {len(rng)}")
+        rng = rng[self.rank]
+        self.log_window = dict(state.get("log_window", self.log_window))
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
         random.setstate(rng["python"])
@@ -244,7 +297,6 @@ class Trainer:
         c = self.config
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         history, tic, since = [], time.perf_counter(), 0
-        window: dict[str, float] = {}  # sums of the step metrics since the last log line
         bar = None
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
@@ -254,7 +306,8 @@ class Trainer:
             while self.iteration < c.iterations and not self.stop_requested:
                 for batch in self._loader():
                     metrics = self.step(batch)
-                    for key, value in metrics.items():
+                    window = self.log_window  # checkpointed: a resumed run logs the window it stopped in
+                    for key, value in {**metrics, "iterations": 1}.items():
                         window[key] = window.get(key, 0.0) + value
                     self.iteration += 1
                     self.batch_in_epoch += 1
@@ -264,12 +317,13 @@ class Trainer:
                         bar.set_postfix(loss=f"{metrics['loss']:.3f}")
                     if self.iteration % c.log_every == 0 or self.iteration == c.iterations:
                         elapsed = time.perf_counter() - tic
-                        means = {key: total / since for key, total in window.items()}  # over the window
+                        count = window.pop("iterations")
+                        means = {key: total / count for key, total in window.items()}  # over the window
                         record = {"iteration": self.iteration, **means, "lr": self.scheduler.get_last_lr()[0],
                                   "it_per_s": since / max(elapsed, 1e-9), "memory_mib": peak_memory_mib(self.device)}
                         history.append(record)
                         self._log(record)
-                        tic, since, window = time.perf_counter(), 0, {}
+                        tic, since, self.log_window = time.perf_counter(), 0, {}
                     if self.iteration % c.checkpoint_every == 0:
                         self.save()
                     if self.iteration >= c.iterations or self.stop_requested:

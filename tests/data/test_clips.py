@@ -13,8 +13,8 @@ from qmvos_lab.data.clips import (ClipConfig, GeneratedSource, PastingSource, Se
 from qmvos_lab.data.readers import read_davis
 from qmvos_lab.data.synthetic import SyntheticConfig
 
-# the 240p DAVIS-2016 train split, when the machine has it (never a default path inside the library)
-SHARED_DAVIS = Path(os.environ.get("QMVOS_LAB_DAVIS16", "/nonexistent"))
+# the 240p DAVIS-2016 train split (JPEGImages/240p, Annotations/240p, ImageSets), when available
+DAVIS16 = os.environ.get("QMVOS_LAB_DAVIS16", "")
 
 
 def test_sampled_frames_are_sorted_in_range_and_within_the_skip():
@@ -70,18 +70,48 @@ def test_two_workers_give_the_same_items_as_direct_indexing(clips):
     assert torch.equal(batch["frames"], direct)
 
 
-def test_distributed_sampler_splits_the_items(clips):
-    ranks = [list(DistributedSampler(clips, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
-    assert set(ranks[0]).isdisjoint(ranks[1]) and sorted(ranks[0] + ranks[1]) == list(range(12))
+def test_the_epoch_sampler_splits_items_by_rank_and_resumes_mid_epoch():
+    """The kit's sampler (trainer.EpochSampler): one permutation per (seed, epoch), split across ranks
+    without overlap, each item paired with the progress of the iteration that uses it."""
+    from qmvos_lab.train.trainer import EpochSampler
+
+    for world in (2, 3):
+        samplers = [EpochSampler(10, seed=4, batch_size=2, iterations=30, rank=r, world=world) for r in range(world)]
+        ranks = [[i for i, _ in sampler] for sampler in samplers]
+        assert sorted(sum(ranks, [])) == list(range(10))  # every item once, on one rank
+        assert all(set(a).isdisjoint(b) for k, a in enumerate(ranks) for b in ranks[k + 1:])
+        assert ranks[0] != sorted(ranks[0])  # shuffled
+    sampler = EpochSampler(10, seed=4, batch_size=2, iterations=30, rank=1, world=2)
+    epoch0 = sampler.indices()
+    sampler.set_position(epoch=1, start=0, first_iteration=2)
+    assert sampler.indices() != epoch0  # another permutation each epoch
+    sampler.set_position(epoch=0, start=2, first_iteration=5)  # resumed after one batch of epoch 0
+    items = list(sampler)
+    assert [i for i, _ in items] == epoch0[2:] and [p for _, p in items] == [5 / 30, 5 / 30, 6 / 30]
+    assert len(sampler) == 3
 
 
-def test_curriculum_progress_reaches_workers_and_light_phase(clips):
-    clips.set_progress(0.5)
-    assert clips.max_skip == 15
-    clips.set_progress(0.95)
-    light = clips[0]
-    clips.set_progress(0.0)
-    assert light["frames"].shape == (5, 3, 64, 64)
+class SkipReporting(GeneratedSource):
+    """Names each clip after the max skip it was drawn with, so that a worker's choice comes back."""
+
+    def sample(self, rng, num_frames, max_skip, video=None):
+        frames, labels, _ = super().sample(rng, num_frames, max_skip, video)
+        return frames, labels, f"skip={max_skip}"
+
+
+def test_curriculum_progress_reaches_workers_through_the_sampler():
+    """Workers prefetch ahead, so the progress comes with each item from the sampler, not from state."""
+    from qmvos_lab.train.trainer import EpochSampler
+
+    data = VOSClips(SkipReporting(SyntheticConfig(length=12, num_objects=2), num_videos=3),
+                    ClipConfig(num_frames=3, crop_size=32, min_object_pixels=4), samples=8, seed=0)
+    sampler = EpochSampler(8, seed=0, batch_size=2, iterations=4)
+    sampler.set_position(epoch=0, start=0, first_iteration=0)
+    loader = DataLoader(data, batch_size=2, sampler=sampler, num_workers=2, multiprocessing_context="fork")
+    skips = [name for batch in loader for name in batch["name"]]
+    # iterations 0..3 of 4: progress 0, .25, .5, .75 -> max skip 5, 10, 15, 15 of the curriculum
+    assert skips == [f"skip={max_skip_at(p)}" for p in (0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75)]
+    assert len(set(skips)) == 3  # (the light final phase reads the same progress, next to the skip)
 
 
 def test_pasting_makes_multi_object_clips_from_single_object_videos():
@@ -105,9 +135,9 @@ def test_static_pseudo_videos_from_image_mask_pairs():
     assert not torch.equal(item["labels"][0], item["labels"][1])  # each frame is warped differently
 
 
-@pytest.mark.skipif(not SHARED_DAVIS.is_dir(), reason="set QMVOS_LAB_DAVIS16 to the 240p DAVIS-2016 train split")
+@pytest.mark.skipif(not DAVIS16, reason="set QMVOS_LAB_DAVIS16 to the DAVIS-2016 240p folder to run this")
 def test_davis16_train_split_clips():
-    sequences = read_davis(SHARED_DAVIS, split="train", year=2016, resolution="240p")
+    sequences = read_davis(Path(DAVIS16), split="train", year=2016, resolution="240p")
     assert len(sequences) == 30
     data = VOSClips(PastingSource(SequenceSource(sequences)), ClipConfig(num_frames=4, crop_size=96), samples=2)
     item = data[0]

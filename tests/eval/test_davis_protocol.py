@@ -189,3 +189,101 @@ def test_cli_evaluate_writes_csvs_and_prints_the_table(folders, tmp_path):
                           str(res_root), "--output", str(tmp_path / "out2"), "--quiet"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "sequence b has no results folder" in bad.stderr
+
+
+def shifted_square(shape, top, left, size, shift):
+    mask = np.zeros(shape, bool)
+    mask[top:top + size, left + shift:left + shift + size] = True
+    return mask
+
+
+def by_hand(values):
+    """Mean, Recall (> 0.5) and Decay (first minus last of 4 bins with the official edges
+    round(linspace(1, N, 5) + 1e-10) - 1, inclusive at both ends)."""
+    values = np.asarray(values, float)
+    edges = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(int)
+    decay = values[edges[0]:edges[1] + 1].mean() - values[edges[3]:edges[4] + 1].mean()
+    return values.mean(), (values > 0.5).mean(), decay
+
+
+def test_every_global_column_from_varied_per_frame_scores(folders, tmp_path):
+    """Two sequences, three objects; J and F differ, vary per frame, recall differs from mean; every
+    column of global_results.csv is the mean over objects of the per-object statistics."""
+    from qmvos_lab.eval.metrics import f_measure
+
+    gt_root, res_root = folders
+    shape = (24, 24)  # boundary radius ceil(0.008 * 33.9) = 1
+    shifts = [0, 1, 2, 3, 4, 5, 6, 7]  # object 1 drifts right over the 8 evaluated frames
+    gt_frames, pred_frames, truth = [], [], {"v_1": [], "v_2": [], "w_1": []}
+    for t in range(10):
+        gt = np.zeros(shape, np.uint8)
+        gt[shifted_square(shape, 4, 2, 8, 0)] = 1
+        gt[shifted_square(shape, 15, 14, 6, 0)] = 2
+        pred = np.zeros(shape, np.uint8)
+        if 1 <= t <= 8:
+            one = shifted_square(shape, 4, 2, 8, shifts[t - 1])
+            pred[one] = 1
+            if t <= 4:  # object 2 is found on the first half only
+                pred[shifted_square(shape, 15, 14, 6, 0)] = 2
+            for name, obj in (("v_1", 1), ("v_2", 2)):
+                inter, union = ((gt == obj) & (pred == obj)).sum(), ((gt == obj) | (pred == obj)).sum()
+                truth[name].append((inter / union, f_measure(gt == obj, pred == obj)))
+        gt_frames.append(gt)
+        pred_frames.append(pred)
+    write_sequence(gt_root, "v", gt_frames)
+    write_sequence(res_root, "v", pred_frames)
+    gt_w, pred_w = [], []
+    for t in range(5):  # a second sequence, one object, grown by t pixels on each side
+        gt, pred = blank(shape=shape), blank(shape=shape)
+        gt[8:16, 8:16] = 1
+        pred[8 - t:16 + t, 8 - t:16 + t] = 1
+        gt_w.append(gt)
+        pred_w.append(pred)
+        if 1 <= t <= 3:
+            truth["w_1"].append((64 / (8 + 2 * t) ** 2, f_measure(gt == 1, pred == 1)))
+    write_sequence(gt_root, "w", gt_w)
+    write_sequence(res_root, "w", pred_w)
+
+    j = {name: [a for a, _ in rows] for name, rows in truth.items()}
+    f = {name: [b for _, b in rows] for name, rows in truth.items()}
+    assert j["v_1"] != f["v_1"] and len(set(j["v_1"])) == 8 and len(set(f["v_1"])) > 2  # J != F, both vary
+    assert by_hand(j["v_1"])[0] != by_hand(j["v_1"])[1] and by_hand(j["v_1"])[2] != 0  # recall != mean, decay
+    stats = {name: (*by_hand(j[name]), *by_hand(f[name])) for name in truth}
+    expected = np.mean([stats[name] for name in ("v_1", "v_2", "w_1")], axis=0)  # over objects
+
+    write_results(evaluate_folders(gt_root, res_root), tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "global_results.csv")
+    row = table.iloc[0]
+    for column, value in zip(GLOBAL_COLUMNS[1:], expected):
+        assert row[column] == pytest.approx(value, rel=1e-12, abs=1e-15), column
+    assert row["J&F-Mean"] == pytest.approx((expected[0] + expected[3]) / 2, rel=1e-12)
+    per_seq = pd.read_csv(tmp_path / "out" / "per-sequence_results.csv").set_index("Sequence")
+    for name in truth:
+        assert per_seq.loc[name, "J-Mean"] == pytest.approx(stats[name][0], rel=1e-12)
+        assert per_seq.loc[name, "F-Mean"] == pytest.approx(stats[name][3], rel=1e-12)
+
+
+def test_the_demo_jf_helper_agrees_with_the_folder_protocol(folders):
+    """validate.jf_table / jf_mean (used by the demo and the zoo) score like evaluate_folders."""
+    from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
+    from qmvos_lab.train.validate import jf_mean, jf_table
+
+    gt_root, res_root = folders
+    videos, predictions = [], []
+    for seed in range(2):
+        video = generate_video(SyntheticConfig(num_objects=2, length=6, height=32, width=48), seed, name=f"g{seed}")
+        pred = video.labels.copy()
+        pred[2:] = np.roll(video.labels[2:], shift=seed + 2, axis=2)  # drifting predictions
+        pred[3, :, :10] = 0
+        videos.append(video)
+        predictions.append(pred)
+        write_sequence(gt_root, video.name, video.labels)
+        write_sequence(res_root, video.name, pred)
+    table = jf_table(videos, predictions)
+    result = evaluate_folders(gt_root, res_root)
+    expected = result.per_sequence.set_index("Sequence")
+    assert list(table["Sequence"]) == list(expected.index)
+    np.testing.assert_allclose(table["J-Mean"], expected["J-Mean"], rtol=1e-12)
+    np.testing.assert_allclose(table["F-Mean"], expected["F-Mean"], rtol=1e-12)
+    assert jf_mean(table) == pytest.approx(result.jf_mean, rel=1e-12)
+    assert table["J-Mean"].nunique() > 1 and (table["J-Mean"] != table["F-Mean"]).any()

@@ -1,8 +1,9 @@
 """The key-value store and XMem's memory manager: groups, usage, consolidation, bounded memory.
 
 Agreement of whole-video inference with the official XMem (max |dprob| below 1e-6 in fp32, with
-consolidation and an object entering mid-video) is checked by benchmarks/parity_xmem_inference.py
-against a fetched copy of the official code.
+consolidation and an object entering mid-video) is checked by tests/test_parity_goldens.py against
+stored official outputs, and by benchmarks/parity_xmem_inference.py against a fetched copy of the
+official code.
 """
 
 import pytest
@@ -134,3 +135,95 @@ def test_pruning_to_exactly_the_current_size_keeps_everything():
     store.add(torch.randn(1, 4, 6), [torch.randn(1, 3, 6)], torch.ones(1, 1, 6), None, None)
     store.remove_obsolete(6)
     assert store.size == 6 and store.values[0].shape[-1] == 6
+
+
+# ---------------------------------------------------------------------------------- consolidation
+def consolidating_manager(**overrides):
+    """T_max 4, T_min 2, P 3, three elements a frame (1 x 3 maps)."""
+    config = InferenceConfig(**{"top_k": 5, "max_mid_term_frames": 4, "min_mid_term_frames": 2, "num_prototypes": 3,
+                                "max_long_term_elements": 100, **overrides})
+    return MemoryManager(config)
+
+
+def frame_tensors(seed, objects=2):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(1, 4, 1, 3, generator=gen), 1 + torch.rand(1, 1, 1, 3, generator=gen),
+            torch.randn(1, objects, 3, 1, 3, generator=gen), torch.rand(1, 4, 1, 3, generator=gen))
+
+
+def explicit_affinity(key, shrinkage, query, selection):
+    """softmax_i of -s_i sum_c e_cj (k_ci - q_cj)^2 / sqrt(C) (XMem Eq. 3), over the memory axis i."""
+    diff = key[0][:, :, None] - query[0][:, None, :]  # C x M x P
+    similarity = -shrinkage[0, 0][:, None] * (selection[0][:, None, :] * diff ** 2).sum(0) / 2.0  # M x P
+    return torch.softmax(similarity, dim=0)
+
+
+def test_consolidation_keeps_first_and_newest_frames_and_makes_usage_ranked_potentiated_prototypes():
+    manager = consolidating_manager()
+    frames = [frame_tensors(t) for t in range(4)]
+    for key, shrinkage, value, selection in frames[:3]:
+        manager.add_memory(key, shrinkage, value, [1, 2], selection=selection)
+    # usage of the 9 elements so far: frame 0 is used most but is never a candidate; among the
+    # candidates (frames 1-2) the ranking by usage / age (1, .5, 4, 3, 2, .5) differs from the
+    # ranking by usage alone (6, 1, 4, 3, 2, 5)
+    manager.work_mem.use_count = torch.tensor([[[100.0, 100, 100, 6, 1, 4, 3, 2, 5]]])
+    manager.work_mem.life_count = torch.tensor([[[1.0, 1, 1, 6, 2, 1, 1, 1, 10]]])
+    key, shrinkage, value, selection = frames[3]
+    manager.add_memory(key, shrinkage, value, [1, 2], selection=selection)  # T_max frames: consolidate
+
+    flat = [[x.flatten(start_dim=2) for x in (k, s, v[0], e)] for k, s, v, e in frames]  # per frame
+    # working memory: the first frame and the newest T_min - 1 = 1 frame
+    torch.testing.assert_close(manager.work_mem.key, torch.cat([flat[0][0], flat[3][0]], -1), rtol=0, atol=0)
+    torch.testing.assert_close(manager.work_mem.values[0], torch.cat([flat[0][2], flat[3][2]], -1), rtol=0, atol=0)
+    torch.testing.assert_close(manager.work_mem.shrinkage, torch.cat([flat[0][1], flat[3][1]], -1), rtol=0, atol=0)
+    # prototypes: the top-3 candidates by age-normalised usage, most used first
+    cand_key, cand_shrinkage, cand_value, cand_selection = (torch.cat([flat[1][i], flat[2][i]], -1) for i in range(4))
+    picked = [2, 3, 4]
+    torch.testing.assert_close(manager.long_mem.key, cand_key[:, :, picked], rtol=0, atol=0)
+    # potentiation: values and shrinkage are the affinity-weighted averages of all candidates
+    affinity = explicit_affinity(cand_key, cand_shrinkage, cand_key[:, :, picked], cand_selection[:, :, picked])
+    torch.testing.assert_close(manager.long_mem.values[0], cand_value @ affinity)
+    torch.testing.assert_close(manager.long_mem.shrinkage, cand_shrinkage @ affinity)
+    assert manager.long_mem.selection is None  # long-term memory is never consolidated again
+
+
+def test_pruning_drops_the_least_used_long_term_elements():
+    manager = consolidating_manager(max_long_term_elements=7)  # capacity before a consolidation: 7 - 3 = 4
+    t = 0
+    for _ in range(7):  # consolidations at frames 3 and 5: 6 long-term elements; the next one at frame 7
+        key, shrinkage, value, selection = frame_tensors(t)
+        manager.add_memory(key, shrinkage, value, [1, 2], selection=selection)
+        t += 1
+    assert manager.long_mem.size == 6
+    before = manager.long_mem.key.clone(), manager.long_mem.values[0].clone()
+    # usage / age (3, .5, 2, 1, 4, .25): the two least used are elements 1 and 5 (not 3 and 5 by raw usage)
+    manager.long_mem.use_count = torch.tensor([[[3.0, 2, 2, 1, 4, 1]]])
+    manager.long_mem.life_count = torch.tensor([[[1.0, 4, 1, 1, 1, 4]]])
+    key, shrinkage, value, selection = frame_tensors(t)
+    manager.add_memory(key, shrinkage, value, [1, 2], selection=selection)  # prune to 4, then add 3 prototypes
+    kept = [0, 2, 3, 4]
+    assert manager.long_mem.size == 7
+    torch.testing.assert_close(manager.long_mem.key[:, :, :4], before[0][:, :, kept], rtol=0, atol=0)
+    torch.testing.assert_close(manager.long_mem.values[0][:, :, :4], before[1][:, :, kept], rtol=0, atol=0)
+
+
+def test_a_group_too_young_to_consolidate_is_skipped():
+    for enters in (1, 2):  # object 2's values cover 3 or 2 frames at the consolidation: not more than T_min + 1
+        manager = consolidating_manager()
+        for t in range(4):
+            key, shrinkage, value, selection = frame_tensors(t, objects=1 if t < enters else 2)
+            manager.add_memory(key, shrinkage, value, [1] if t < enters else [1, 2], selection=selection)
+            if t == 2:  # the candidates the late group has values for (frame 2) are the most used
+                manager.work_mem.use_count = torch.tensor([[[0.0, 0, 0, 1, 1, 1, 5, 6, 7]]])
+                manager.work_mem.life_count = torch.ones(1, 1, 9)
+                young = manager.work_mem.values[1].clone()
+        assert manager.long_mem.size == 3 and manager.long_mem.num_groups == 1  # prototypes for object 1 only
+        assert manager.work_mem.size == 6 and manager.work_mem.values[0].shape[-1] == 6
+        if enters == 2:  # values of 2 frames are left as they were
+            torch.testing.assert_close(manager.work_mem.values[1][:, :, :3], young, rtol=0, atol=0)
+    # an older group is consolidated: object 2 entering on frame 1 of 5 (T_max 5) covers 4 > T_min + 1 frames
+    manager = consolidating_manager(max_mid_term_frames=5)
+    for t in range(5):
+        key, shrinkage, value, selection = frame_tensors(t, objects=1 if t < 1 else 2)
+        manager.add_memory(key, shrinkage, value, [1] if t < 1 else [1, 2], selection=selection)
+    assert manager.long_mem.num_groups == 2

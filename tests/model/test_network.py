@@ -8,6 +8,7 @@ from conftest import random_official_state
 from qmvos_lab.checkpoints import load_checkpoint
 from qmvos_lab.config import ModelConfig
 from qmvos_lab.model import XMem
+from qmvos_lab.model.memory_read import get_similarity
 from qmvos_lab.model.network import others_mask
 
 
@@ -110,9 +111,17 @@ def test_there_is_no_string_dispatch(net):
         net("encode_key", torch.randn(1, 3, 32, 32))
 
 
+# adapter: network interface
+def segment(net, features, readout, hidden):
+    """(hidden, logits, prob with background) of XMem's segment stage."""
+    return net.segment(features, readout, hidden)[:3]
+
+
 def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
     """Done-when of the foundation issue: a state dict with the official key set loads strictly
-    from a file and segments a 480x854 frame (padded to a multiple of 16)."""
+    from a file and segments a 480x854 frame (padded to a multiple of 16): the top-30 readout of
+    each of the 1620 positions is the weighted sum of its 30 most similar memory values, and the
+    probabilities are a distribution that depends on the masks."""
     path = tmp_path / "XMem.pth"
     torch.save(random_official_state(seed=2), path)
     net = load_checkpoint(path)
@@ -125,10 +134,18 @@ def test_official_key_set_loads_strictly_and_runs_at_480x854(tmp_path):
         hidden = torch.zeros(1, 2, 64, 30, 54)
         value, hidden = net.encode_value(image, f16, hidden, masks)
         readout = net.read_memory(key, selection, key.unsqueeze(2), shrinkage.unsqueeze(2), value.unsqueeze(3), top_k=30)
-        hidden, logits, prob = net.segment((f16, f8, f4), readout, hidden)[:3]
+        hidden_out, logits, prob = segment(net, (f16, f8, f4), readout, hidden)
+        similarity = get_similarity(key.unsqueeze(2), shrinkage.unsqueeze(2), key, selection)[0]  # 1620 x 1620
     assert value.shape == (1, 2, 512, 30, 54) and readout.shape == (1, 2, 512, 30, 54)
-    assert prob.shape == (1, 3, 480, 864) and hidden.shape == (1, 2, 64, 30, 54)
-    assert torch.isfinite(prob).all() and (prob.sum(1) <= 1 + 1e-5).all()
+    assert prob.shape == (1, 3, 480, 864) and hidden_out.shape == (1, 2, 64, 30, 54)
+    values = value[0].flatten(2)  # 2 x 512 x 1620
+    for j in (0, 777, 1619):  # top-k over the memory axis, softmax, weighted sum (Eq. 1-2)
+        top, index = similarity[:, j].topk(30)
+        expected = (values[:, :, index] * torch.softmax(top, 0)).sum(-1)  # 2 x 512
+        torch.testing.assert_close(readout[0].flatten(2)[:, :, j], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(prob.sum(1), torch.ones(1, 480, 864), rtol=0, atol=1e-5)
+    inside, outside = prob[0, 1, 100:200, 100:300].mean(), prob[0, 1, 250:400, 500:700].mean()
+    assert prob.std() > 0.01 and inside != outside  # not one constant or saturated class
 
 
 def test_small_size_uses_resnet18_features_and_narrow_decoder():

@@ -173,3 +173,82 @@ def test_invalid_switches_are_refused():
         ModelConfig(queries=True, qcim_source="memory")
     with pytest.raises(ValueError, match="needs ModelConfig"):
         QMVOS(ModelConfig())
+
+
+# ---------------------------------------------------------------------------------- Table 3 switches
+# adapter: network interface
+def segment(net, features, readout, hidden, queries, object_valid=None):
+    """(hidden, logits, object probabilities) of QMVOS's segment stage."""
+    out = net.segment(features, readout, hidden, queries=queries, object_valid=object_valid)
+    return out.hidden, out.logits, out.object_prob
+
+
+def small_variant(**switches):
+    torch.manual_seed(0)
+    net = QMVOS(ModelConfig.of_size("small", queries=True, **switches))
+    torch.nn.init.ones_(net.decoder.QCIM.norm3.weight)  # fresh queries are zero: give them a scale
+    return net.eval()
+
+
+def two_frame_inputs(net, seed=1):
+    """Features of 2 frames, two half-frame masks on frame 0, the readout and hidden state of frame 1."""
+    gen = torch.Generator().manual_seed(seed)
+    frames = torch.randn(1, 2, 3, 64, 64, generator=gen)
+    key, shrinkage, selection, f16, f8, f4 = net.encode_key(frames)
+    masks = torch.zeros(1, 2, 64, 64)
+    masks[:, 0, :32], masks[:, 1, 32:] = 1, 1
+    hidden = torch.zeros(1, 2, net.hidden_dim, 4, 4)
+    value, hidden = net.encode_value(frames[:, 0], f16[:, 0], hidden, masks)
+    readout = net.read_memory(key[:, :, 1], selection[:, :, 1], key[:, :, :1], shrinkage[:, :, :1], value.unsqueeze(3))
+    return (f16[:, 0], f8[:, 0], f4[:, 0]), (f16[:, 1], f8[:, 1], f4[:, 1]), masks, readout, hidden
+
+
+def test_f4_in_the_sim_changes_the_queries_and_gets_gradient():
+    with_f4, without = small_variant(sim_scales=("f16", "f8", "f4")), small_variant()
+    first, second, masks, readout, hidden = two_frame_inputs(with_f4)
+    other_f4 = (first[0], first[1], torch.randn_like(first[2]))
+    with torch.no_grad():
+        assert not torch.allclose(with_f4.init_queries(first, masks), with_f4.init_queries(other_f4, masks))
+        assert torch.equal(without.init_queries(first, masks), without.init_queries(other_f4, masks))
+    queries = with_f4.init_queries(first, masks)
+    _, logits, _ = segment(with_f4, second, readout, hidden, queries)
+    logits.sum().backward()
+    grads = {n: p.grad for n, p in with_f4.named_parameters() if n.startswith("f4_fuse.")}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
+
+
+def test_without_interaction_the_queries_are_the_pooled_features_of_each_object_alone():
+    alone, interacting = small_variant(sim_interaction=False), small_variant()
+    assert not hasattr(alone, "query_SelfAtt_FFN") and hasattr(interacting, "query_SelfAtt_FFN")
+    first, _, masks, _, _ = two_frame_inputs(alone)
+    moved = masks.clone()
+    moved[:, 1] = moved[:, 1].roll(16, dims=-2)  # object 2's mask changes, object 1's does not
+    with torch.no_grad():
+        queries, weights = alone.sim(first, masks, need_weights=True)
+        assert weights is None
+        torch.testing.assert_close(queries, masked_average_pooling(alone.sim_feature(*first), masks), rtol=0, atol=0)
+        torch.testing.assert_close(alone.init_queries(first, moved)[:, 0], queries[:, 0], rtol=0, atol=0)
+        mixed = interacting.init_queries(first, masks)
+        assert not torch.allclose(interacting.init_queries(first, moved)[:, 0], mixed[:, 0])  # object 1 sees 2
+
+
+def test_qcim_f16_attends_to_the_image_feature_and_the_readout_variant_to_the_readout():
+    image, readout_source = small_variant(qcim_source="f16"), small_variant()
+    assert not hasattr(image.decoder, "g16_proj") and hasattr(readout_source.decoder, "g16_proj")
+    for net in (image, readout_source):
+        first, second, masks, readout, hidden = two_frame_inputs(net)
+        seen = []
+        handle = net.decoder.QCIM.register_forward_hook(lambda m, args, out: seen.append((args[1], out[0])))
+        with torch.no_grad():
+            queries = net.init_queries(first, masks)
+            _, logits_a, _ = segment(net, second, readout, hidden, queries)
+            _, logits_b, _ = segment(net, second, 2 * readout + 1, hidden, queries)
+        handle.remove()
+        (content_a, refined_a), (content_b, refined_b) = seen
+        assert not torch.allclose(logits_a, logits_b)
+        if net is image:  # the frame's F16, projected, one position per pixel of the grid: the readout is not seen
+            torch.testing.assert_close(content_a, net.input_proj(second[0]).flatten(2).transpose(1, 2))
+            torch.testing.assert_close(refined_a, refined_b, rtol=0, atol=0)
+        else:  # the serialised readout of both objects
+            assert content_a.shape[1] == 2 * 4 * 4 and not torch.allclose(content_a, content_b)
+            assert not torch.allclose(refined_a, refined_b)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from qmvos_lab.checkpoints import load_checkpoint
+from qmvos_lab.errors import UserError
 from qmvos_lab.model import hard_masks
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.trainer import EpochSampler, Trainer, read_metrics
@@ -65,6 +66,63 @@ def test_resume_continues_exactly_and_writes_the_run_folder(tmp_path):
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
 
+class StopAt(Trainer):
+    """Stops after iteration `stop_at`, as a signal arriving during that iteration would."""
+
+    stop_at = None
+
+    def step(self, batch):
+        metrics = super().step(batch)
+        if self.iteration + 1 == self.stop_at:
+            self.stop_requested = True
+        return metrics
+
+
+def comparable(records):
+    return [{k: v for k, v in r.items() if k not in ("it_per_s", "memory_mib")} for r in records]
+
+
+def test_resume_is_exact_with_batches_workers_log_windows_picks_and_a_grad_scaler(tmp_path, monkeypatch):
+    """Batch 2, a DataLoader worker, a log line every 2 iterations, 5-frame clips (random memory
+    picks and QMVOS's dropout), epochs of 3 batches, a stop after iteration 5: after the checkpoint
+    of iteration 4, inside a log window and an epoch. A grad scaler that doubles its scale every
+    step stands in for AMP (the trainer autocasts on GPUs only)."""
+    def cpu_scaler(device="cuda", enabled=True, **kwargs):
+        return real_scaler("cpu", init_scale=2.0 ** 4, growth_interval=1, enabled=True)
+
+    real_scaler = torch.amp.GradScaler
+    monkeypatch.setattr(torch.amp, "GradScaler", cpu_scaler)
+    config = preset("cpu-tiny", ablation="qmvos", iterations=6, batch_size=2, num_frames=5, crop_size=32, workers=1,
+                    log_every=2, checkpoint_every=4, samples_per_epoch=6)
+    straight = Trainer(config, tmp_path / "straight", progress=False)
+    straight.train()
+    interrupted = StopAt(config, tmp_path / "resumed", progress=False)
+    interrupted.stop_at = 5
+    interrupted.train()
+    assert interrupted.iteration == 5 and torch.load(tmp_path / "resumed" / "checkpoint.pth",
+                                                     weights_only=True)["iteration"] == 5
+    resumed = Trainer(config, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.scaler.get_scale() == interrupted.scaler.get_scale() == 2.0 ** 9
+    resumed.train()
+    assert comparable(read_metrics(tmp_path / "resumed")) == comparable(read_metrics(tmp_path / "straight"))
+    assert resumed.scaler.get_scale() == straight.scaler.get_scale()
+    for name, value in resumed.network.state_dict().items():
+        torch.testing.assert_close(value, straight.network.state_dict()[name], rtol=0, atol=0)
+
+
+def test_resuming_with_a_changed_config_is_refused(tmp_path):
+    config = preset("cpu-tiny", ablation="xmem", **TINY)
+    StopAt(config, tmp_path / "run", progress=False).train()
+    changed = preset("cpu-tiny", ablation="xmem", **{**TINY, "lr": 0.5, "batch_size": 2, "workers": 1})
+    with pytest.raises(UserError) as error:
+        Trainer(changed, tmp_path / "run", resume=True, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and "batch_size 1 -> 2" in message and "lr 0.001 -> 0.5" in message
+    assert "workers" not in message  # how the data is loaded does not change what is trained
+    Trainer(preset("cpu-tiny", ablation="xmem", **{**TINY, "workers": 1}), tmp_path / "run", resume=True,
+            progress=False)
+
+
 def test_a_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     script = (
         "import os, signal\n"
@@ -80,22 +138,93 @@ def test_a_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     assert state["iteration"] == 1 and not (tmp_path / "run" / "final.pth").exists()
 
 
+DDP_SCRIPT = """
+import hashlib, json, sys
+import torch
+import torch.distributed as dist
+from qmvos_lab.train.presets import preset
+from qmvos_lab.train.trainer import Trainer
+
+root, ablation = sys.argv[1], sys.argv[2]
+config = preset("cpu-tiny", ablation=ablation, iterations=4, batch_size=1, num_frames=5, crop_size=32, workers=0,
+                log_every=1, checkpoint_every=10, samples_per_epoch=8)
+
+
+class Recording(torch.utils.data.Dataset):  # the items this rank draws
+    def __init__(self, dataset):
+        self.dataset, self.keys = dataset, []
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        self.keys.append(int(key[0]))
+        return self.dataset[key]
+
+    def set_epoch(self, epoch):
+        self.dataset.set_epoch(epoch)
+
+
+class StopAfter2(Trainer):
+    def step(self, batch):
+        metrics = super().step(batch)
+        self.stop_requested = self.iteration + 1 == 2
+        return metrics
+
+
+def weights_hash(trainer, params_only=False):
+    state = dict(trainer.network.named_parameters()) if params_only else trainer.network.state_dict()
+    return hashlib.sha256(b"".join(state[k].detach().numpy().tobytes() for k in sorted(state))).hexdigest()
+
+
+rank = int(__import__("os").environ["RANK"])
+# straight: 4 iterations; rank 1 is given a run folder of its own, which must stay empty
+straight = Trainer(config, f"{root}/straight" + ("" if rank == 0 else "-rank1"), progress=False)
+straight.dataset = Recording(straight.dataset)
+history = straight.train()
+out = {"losses": [h["loss"] for h in history], "keys": straight.dataset.keys,
+       "sampler": straight.sampler.indices(), "weights": weights_hash(straight),
+       "params": weights_hash(straight, True)}
+# interrupted after 2 iterations, then resumed on both ranks from rank 0's checkpoint
+stopped = StopAfter2(config, f"{root}/resumed", progress=False)
+stopped.train()
+out["generator_at_stop"] = hashlib.sha256(stopped.generator.get_state().numpy().tobytes()).hexdigest()
+resumed = Trainer(config, f"{root}/resumed", resume=True, progress=False)
+out["generator_at_resume"] = hashlib.sha256(resumed.generator.get_state().numpy().tobytes()).hexdigest()
+out["resumed_losses"] = [h["loss"] for h in resumed.train()]
+print("RESULT", rank, json.dumps(out))
+dist.destroy_process_group()
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("ablation", ["xmem", "qmvos"])
-def test_two_process_ddp_on_gloo(tmp_path, ablation):
+def test_two_process_ddp_on_gloo(tmp_path):
+    """Two CPU processes: the ranks draw different items (and so different losses) but end with the
+    same weights, only rank 0 writes, and a resumed run gives each rank its own random state back
+    (memory picks and deep updates), so both continue exactly as the uninterrupted run."""
     script = tmp_path / "ddp.py"
-    script.write_text(
-        "from qmvos_lab.train.presets import preset\n"
-        "from qmvos_lab.train.trainer import Trainer\n"
-        f"config = preset('cpu-tiny', ablation={ablation!r}, **{{**{TINY!r}, 'iterations': 2}})\n"
-        f"history = Trainer(config, {str(tmp_path / 'run')!r}, progress=False).train()\n"
-        "import torch.distributed as dist\n"
-        "print('rank', dist.get_rank(), 'of', dist.get_world_size(), 'losses', [h['loss'] for h in history])\n"
-        "dist.destroy_process_group()\n")
+    script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).parent / "torchrun"
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script)],
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path), "qmvos"],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "rank 0 of 2" in result.stdout and "rank 1 of 2" in result.stdout
-    assert (tmp_path / "run" / "final.pth").is_file()
+    ranks = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT"):
+            _, rank, payload = line.split(" ", 2)
+            ranks[int(rank)] = json.loads(payload)
+    zero, one = ranks[0], ranks[1]
+    assert zero["params"] == one["params"]
+    assert zero["weights"] == one["weights"]  # gradients are averaged: one model
+    assert zero["losses"] != one["losses"]  # on different data
+    assert set(zero["keys"]).isdisjoint(one["keys"])  # the kit's sampler splits the items by rank
+    assert zero["keys"] == zero["sampler"][:4] and one["keys"] == one["sampler"][:4]
+    assert sorted(zero["sampler"] + one["sampler"]) == list(range(8))
+    assert not (tmp_path / "straight-rank1").exists()  # only rank 0 writes
+    assert sorted(p.name for p in (tmp_path / "straight").iterdir()) == ["checkpoint.pth", "config.json", "final.pth",
+                                                                           "metrics.jsonl"]
+    for rank in (zero, one):  # each rank gets its own random state back, and continues exactly
+        assert rank["generator_at_resume"] == rank["generator_at_stop"]
+        assert rank["resumed_losses"] == rank["losses"][2:]
+    assert zero["generator_at_resume"] != one["generator_at_resume"]
