@@ -1,7 +1,7 @@
 """Learning-rate schedules: the multiplier of the base lr at each iteration.
 
 "step"   XMem's MultiStepLR: x gamma at each of `lr_steps` (fractions of the iterations).
-"cosine" half a cosine from 1 down to `min_lr` (a fraction of the base lr) at the last iteration.
+"cosine" half a cosine from 1 down to `min_lr` (a fraction of the base lr) at the last step.
 Both may start with a linear warm-up over the first `warmup` fraction of the iterations (from
 1 / (warm-up iterations) up to 1), which keeps the first Adam steps of a fresh network small.
 """
@@ -21,7 +21,7 @@ def lr_factor(iteration: int, config: TrainConfig) -> float:
     warmup = int(config.warmup * total)
     ramp = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
     if config.lr_schedule == "cosine":
-        progress = min(1.0, max(0, iteration - warmup) / max(1, total - warmup))
+        progress = min(1.0, max(0, iteration - warmup) / max(1, total - 1 - warmup))  # 1 at the last step
         return ramp * (config.min_lr + (1 - config.min_lr) * 0.5 * (1 + math.cos(math.pi * progress)))
     passed = sum(iteration >= int(f * total) for f in config.lr_steps)
     return ramp * config.gamma ** passed
