@@ -175,7 +175,9 @@ class TrainConfig:
         the released size, "small" a ResNet-18 network for CPU training); a checkpoint fixes its own.
     init: "scratch", "imagenet" (torchvision encoders; `resnet50`/`resnet18` files or a download),
         or the path / release name of an XMem or QMVOS checkpoint.
-    lr_steps: fractions of `iterations` where the learning rate is multiplied by `gamma`.
+    lr_schedule: "step" (x `gamma` at each of `lr_steps`, fractions of `iterations`) or "cosine"
+        (down to `min_lr` x lr at the end); `warmup`: the fraction of `iterations` with a linear
+        warm-up first (train/schedule.py).
     start_warm / end_warm: fractions of `iterations` for the bootstrapped cross-entropy.
     skip_scale: multiplies XMem's skip curriculum (max frame gap 5 -> 10 -> 15 -> 5).
     """
@@ -191,8 +193,11 @@ class TrainConfig:
     iterations: int = 200
     batch_size: int = 4
     lr: float = 1e-4
+    lr_schedule: str = "step"
     lr_steps: tuple[float, ...] = (0.8,)
     gamma: float = 0.1
+    warmup: float = 0.0
+    min_lr: float = 0.01
     weight_decay: float = 0.05
     grad_clip: float = 3.0
     # BatchNorm frozen as upstream when starting from trained weights; from scratch its statistics
@@ -224,6 +229,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.skip_scale must be positive, got {self.skip_scale}")
         if self.model_size not in MODEL_SIZES:
             raise ValueError(f"TrainConfig.model_size must be one of {list(MODEL_SIZES)}, got {self.model_size!r}")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"TrainConfig.lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if not 0 <= self.warmup < 1 or not 0 <= self.min_lr <= 1:
+            raise ValueError(f"TrainConfig needs 0 <= warmup < 1 and 0 <= min_lr <= 1 (fractions), "
+                             f"got warmup={self.warmup}, min_lr={self.min_lr}")
         if not 0 <= self.start_warm <= self.end_warm <= 1:
             raise ValueError("TrainConfig needs 0 <= start_warm <= end_warm <= 1 (fractions of the iterations)")
 

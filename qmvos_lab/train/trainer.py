@@ -1,8 +1,9 @@
 """The trainer: optimisation, checkpoints that resume exactly, metrics, and DDP through torchrun.
 
 `Trainer(config, run_dir).train()` runs `config.iterations` iterations of the training pass
-(clip_pass.py, through `TrainWrapper`) with AdamW, MultiStepLR, gradient clipping and frozen
-BatchNorm (as upstream), optionally with autocast (bf16 where supported). It writes into `run_dir`:
+(clip_pass.py, through `TrainWrapper`) with AdamW, a step or cosine lr schedule with optional
+warm-up (schedule.py), gradient clipping and frozen BatchNorm (as upstream), optionally with
+autocast (bf16 where supported). It writes into `run_dir`:
     config.json          the TrainConfig and the ModelConfig
     metrics.jsonl        one line per `log_every` iterations: loss terms averaged over those
                          iterations, lr, it/s, memory
@@ -41,6 +42,7 @@ from ..resources import peak_memory_mib
 from .clip_pass import PassConfig, TrainWrapper
 from .data import build_dataset
 from .losses import clip_loss
+from .schedule import build_scheduler
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -116,8 +118,7 @@ class Trainer:
                 broadcast_buffers=False, find_unused_parameters=True)  # the deep update is random
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=config.lr, weight_decay=config.weight_decay)
-        milestones = [int(f * config.iterations) for f in config.lr_steps]
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, config.gamma)
+        self.scheduler = build_scheduler(self.optimizer, config)
         self.amp_dtype = None
         if config.amp and self.device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
