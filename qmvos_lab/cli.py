@@ -200,17 +200,23 @@ def positive_int(text: str) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
+    import time
+
     from . import ablate
     from .atomic import check_writable
     from .train.settings import parse_settings
 
+    _check_training_device(args)
     check_writable(args.output, "--output")
-    names = list(ablate.TABLE3) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    names = list(ablate.TABLE3) if args.variants == "all" else [v for v in args.variants.split(",") if v.strip()]
     custom = {name: ablate.parse_pairs(pairs, f"--custom {name}") for name, *pairs in args.custom or []}
     variants = {**{name: {} for name in names}, **custom}
+    ablate.variants_from(variants)  # bad names and seeds fail before anything is made
+    ablate.seeds_from(args.seeds)
     executor = None
     if args.slurm is not None:
         executor = ablate.slurm_executor(Path(args.output) / "submitit", **ablate.parse_pairs(args.slurm, "--slurm"))
+    tic = time.perf_counter()
     runs = ablate.run_ablations(variants, args.seeds, args.preset, eval_set=args.eval_set,
                                 eval_videos=args.eval_videos, overrides=parse_settings(args.set or []),
                                 jobs=args.jobs, executor=executor, cache=args.cache, progress=not args.quiet)
@@ -219,7 +225,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     written = ablate.write_outputs(runs, summary, args.output, reference=args.reference, speed=speed)
     print(ablate.format_summary(summary, speed))
     print(f"\n{runs.attrs.get('reused', 0)} of {runs.groupby(['variant', 'seed']).ngroups} runs reused; "
-          f"wrote {', '.join(str(p) for p in written)}")
+          f"wall time {time.perf_counter() - tic:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
 
 
@@ -348,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--speed", action="store_true",
                         help="also measure QMVOS / XMem time per frame side by side (Table 3a) into speed.csv")
     ablate.add_argument("--speed-size", default="base", help="network size of the speed run (default base)")
+    ablate.add_argument("--allow-cpu", action="store_true",
+                        help=f"run a GPU preset ({', '.join(GPU_PRESETS)}) on a machine without a GPU")
     ablate.add_argument("--quiet", action="store_true", help="no progress bars")
     ablate.set_defaults(func=cmd_ablate)
 

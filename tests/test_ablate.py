@@ -268,6 +268,30 @@ def test_the_command_line_with_worker_processes_writes_the_tables_and_reuses_run
     assert "2 of 2 runs reused" in second.stdout
 
 
+def stored_result(spec, jf=0.6):
+    """Make `spec` look finished: a checkpoint file and its evaluation, without training."""
+    spec.entry.folder.mkdir(parents=True)
+    spec.entry.checkpoint.write_bytes(b"x")
+    stored = {"rows": [{"video": "v", "objects": 1, "J": jf - 0.1, "F": jf + 0.1, "J&F": jf, "copy_J&F": 0.2}],
+              "info": {"preset": "cpu-tiny", "iterations": 3}}
+    spec.result_path.write_text(json.dumps(stored))
+
+
+@pytest.mark.slow
+def test_a_failing_worker_does_not_stop_the_other_runs(cache, tmp_path, capsys):
+    good, = ablate.plan(["xmem"], [0], "cpu-tiny", ablate.eval_set_from(videos=1), TINY, smoke=False)
+    stored_result(good)
+    (tmp_path / "not-a-folder").write_text("")
+    bad, = ablate.plan(["qmvos"], [0], "cpu-tiny", ablate.eval_set_from(videos=1), TINY, smoke=False,
+                       cache=tmp_path / "not-a-folder")  # training cannot write its run folder there
+    done = []
+    with pytest.raises(OSError):
+        for spec, result in runner._processes([bad, good], 2, bar=None):
+            done.append((spec.variant.name, result.rows[0]["J&F"]))
+    assert done == [("xmem", 0.6)]
+    assert "1 of 2 runs failed (qmvos seed 0)" in capsys.readouterr().err
+
+
 def test_speed_table_times_both_networks_side_by_side():
     table = ablate.speed_table(size="small", height=32, width=48, objects=2, frames=4, repeats=1, device="cpu",
                                warmup=2)
@@ -286,12 +310,8 @@ def test_the_paper_table_names_every_variant_and_the_citation():
 
 def test_results_are_stored_in_the_cache_entry(cache, monkeypatch):
     """Without training: a stored result (final.pth + eval-<key>.json) is what a rerun reads."""
-    (spec,) = ablate.plan(["xmem"], [3], "cpu-tiny", ablate.eval_set_from(**{"videos": 1}), TINY, smoke=False)
-    spec.entry.folder.mkdir(parents=True)
-    spec.entry.checkpoint.write_bytes(b"x")
-    stored = {"rows": [{"video": "v", "objects": 1, "J": 0.5, "F": 0.7, "J&F": 0.6, "copy_J&F": 0.2}],
-              "info": {"preset": "cpu-tiny", "iterations": 3}}
-    spec.result_path.write_text(json.dumps(stored))
+    (spec,) = ablate.plan(["xmem"], [3], "cpu-tiny", ablate.eval_set_from(videos=1), TINY, smoke=False)
+    stored_result(spec)
     count_training(monkeypatch)
     table = ablate.run_ablations(["xmem"], [3], "cpu-tiny", overrides=TINY, smoke=False, progress=False,
                                  eval_videos=1)

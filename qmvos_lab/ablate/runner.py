@@ -20,6 +20,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..ablations import ABLATIONS
 from ..atomic import atomic_path
 from ..config import InferenceConfig, ModelConfig, TrainConfig
 from ..errors import UserError
+from ..train.data import check_data
 from ..train.settings import check_config
 
 EVAL_VERSION = 1  # bump when the evaluation (metrics, protocol) changes what it reports
@@ -259,6 +261,7 @@ def plan(variants, seeds, preset: str, eval_set: EvalSet, overrides: Mapping | N
             except ValueError as error:
                 raise UserError(str(error)) from None
             check_config(train)
+            check_data(train)
             train.name = f"{variant.name}-{train.model_size}"  # "<variant>-small", as zoo.trained names it
             specs.append(RunSpec(variant, seed, preset, train, eval_set, cache, variant.model(train.model_size),
                                  progress))
@@ -349,28 +352,66 @@ def _in_process(specs, bar):
         yield spec, run_one(spec)
 
 
+def _finish(failed: list, total: int) -> None:
+    """After the other runs have finished: say which failed, then raise the first failure."""
+    if failed:
+        names = ", ".join(f"{spec.variant.name} seed {spec.seed}" for spec, _ in failed)
+        print(f"ablate: {len(failed)} of {total} runs failed ({names}); the finished runs are cached: "
+              "run again to retry the failed ones", file=sys.stderr)
+        raise failed[0][1]
+
+
 def _processes(specs, jobs: int, bar):
+    """Worker processes (spawned); a failed run does not stop the others. On an interruption the
+    workers get SIGTERM, so that a run that is training saves its checkpoint."""
     import multiprocessing
+    import signal
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    failed = []
+    try:
         futures = {pool.submit(run_one, dataclasses.replace(spec, progress=False, threads=threads)): spec
                    for spec in specs}
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - reported and raised once the others finish
+                failed.append((futures[future], error))
+                continue
+            yield futures[future], result
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    _finish(failed, len(specs))
 
 
 def _submitit(specs, executor, bar):
-    jobs = [(spec, executor.submit(run_one, dataclasses.replace(spec, progress=False))) for spec in specs]
-    pending = list(jobs)
-    while pending:
-        for item in list(pending):
-            if item[1].done():
+    """submitit jobs (Slurm or local), polled; jobs still pending are cancelled on an interruption."""
+    pending = [(spec, executor.submit(run_one, dataclasses.replace(spec, progress=False))) for spec in specs]
+    failed = []
+    try:
+        while pending:
+            for item in [item for item in pending if item[1].done()]:
                 pending.remove(item)
-                yield item[0], item[1].result()
-        if pending:
-            time.sleep(1.0)
+                try:
+                    result = item[1].result()
+                except Exception as error:  # noqa: BLE001 - reported and raised once the others finish
+                    failed.append((item[0], error))
+                    continue
+                yield item[0], result
+            if pending:
+                time.sleep(1.0)
+    except BaseException:
+        for _, job in pending:
+            job.cancel(check=False)
+        raise
+    _finish(failed, len(specs))
 
 
 def slurm_executor(folder, **parameters):
