@@ -35,6 +35,13 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not e2e and not notebooks"
 
+# the browser tier: the explorer notebook run in JupyterLab in headless Chromium (Debian's: apt-get install -y
+# chromium; Playwright drives it, no browser download); fails, instead of skipping, when chromium is missing
+.PHONY: test-browser
+test-browser: install
+	$(PY) -m pip install --quiet -e '.[dev,lab,browser]'
+	QMVOS_LAB_REQUIRE_BROWSER=1 $(PY) -m pytest -q -s tests/browser
+
 lab: install
 	$(PY) -m pip install --quiet -e '.[dev,lab]'
 	$(VENV)/bin/jupyter lab notebooks/
