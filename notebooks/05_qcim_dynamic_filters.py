@@ -217,9 +217,9 @@ torch.testing.assert_close(aggregate(torch.sigmoid(x_logits), dim=1, return_logi
 pred = xmem.decoder.pred
 pd.DataFrame([
     {"": "XMem: decoder.pred", "weights": f"{tuple(pred.weight.shape)} + bias {tuple(pred.bias.shape)}",
-     "learnt parameters": pred.weight.numel() + pred.bias.numel(), "per object": "shared", "per frame": "fixed",
-     "input": "relu(g4), 3 x 3 window"},
-    {"": "QMVOS: queries", "weights": f"N x {channels} (computed)", "learnt parameters": 0,
+     "parameters of the filter itself": pred.weight.numel() + pred.bias.numel(), "per object": "shared",
+     "per frame": "fixed", "input": "relu(g4), 3 x 3 window"},
+    {"": "QMVOS: queries", "weights": f"N x {channels} (computed)", "parameters of the filter itself": 0,
      "per object": "its own", "per frame": "recomputed", "input": "g4, one position"},
 ]).set_index("")
 
@@ -270,8 +270,9 @@ viz.cross_attention(last.attention["cross"], video.frames[-1], query=0, heads="e
 
 # %% [markdown]
 # In smoke mode the network has trained for a few iterations only, so the maps are close to
-# uniform; with the cached cpu-tiny network (full mode) each query concentrates on its own object's
-# readout, and some heads look at the others.
+# uniform. With the cpu-tiny network of full mode, read the attention mass matrix of section 3 again:
+# how much of each query's attention stays on its own object's readout, and which heads look at the
+# others?
 #
 # **Exercises.**
 # 1. Zero the cross-attention's contribution (replace `attended` by zeros above) and compare the
