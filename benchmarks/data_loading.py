@@ -18,12 +18,12 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from qmvos_lab.data.clips import (ClipConfig, GeneratedSource, PastingSource, SequenceSource, StaticPseudoVideos,
-                                  VOSClips, seed_worker)
+                                  VOSClips)
 from qmvos_lab.data.readers import read_davis
 
 
 def clips_per_second(dataset, workers: int, batch: int, batches: int) -> float:
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, worker_init_fn=seed_worker,
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers,
                         pin_memory=True, persistent_workers=workers > 0, shuffle=True)
     iterator = iter(loader)
     next(iterator)  # start-up (worker forks, first items)

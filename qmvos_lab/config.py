@@ -179,6 +179,8 @@ class TrainConfig:
         (down to `min_lr` x lr at the end); `warmup`: the fraction of `iterations` with a linear
         warm-up first (train/schedule.py).
     start_warm / end_warm: fractions of `iterations` for the bootstrapped cross-entropy.
+    crop_scale: the area fraction (low, high) of the frame each random crop covers before it is
+        resized to crop_size (XMem: 0.36-1); it sets the zoom at which objects are seen.
     skip_scale: multiplies XMem's skip curriculum (max frame gap 5 -> 10 -> 15 -> 5).
     """
 
@@ -206,6 +208,7 @@ class TrainConfig:
     num_frames: int = 8
     num_ref_frames: int = 3
     crop_size: int = 384
+    crop_scale: tuple[float, float] = (0.36, 1.0)
     max_objects: int = 3
     skip_scale: float = 1.0
     start_warm: float = 0.2
@@ -223,8 +226,11 @@ class TrainConfig:
 
     def __post_init__(self):
         self.lr_steps = tuple(self.lr_steps)
+        self.crop_scale = tuple(self.crop_scale)
         if self.iterations <= 0 or self.batch_size <= 0 or self.num_frames < 2:
             raise ValueError("TrainConfig needs iterations > 0, batch_size > 0 and num_frames >= 2")
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"TrainConfig.crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale}")
         if self.skip_scale <= 0:
             raise ValueError(f"TrainConfig.skip_scale must be positive, got {self.skip_scale}")
         if self.model_size not in MODEL_SIZES:
@@ -240,4 +246,5 @@ class TrainConfig:
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["lr_steps"] = list(self.lr_steps)
+        values["crop_scale"] = list(self.crop_scale)
         return values

@@ -167,15 +167,19 @@ class ClipConfig:
     min_object_pixels: int = 100  # at crop resolution, in the first frame
     reverse_prob: float = 0.5
     skip_scale: float = 1.0  # multiplies the skip curriculum (short generated videos use less)
+    crop_scale: tuple[float, float] = (0.36, 1.0)  # area fraction of the random crop (XMem's range)
 
 
-def clip_augmentation(crop_size: int, light: bool) -> v2.Compose:
-    """Clip-level transforms: the same parameters for every frame (tv_tensors.Video + Mask)."""
+def clip_augmentation(crop_size: int, light: bool, crop_scale: tuple[float, float] = (0.36, 1.0)) -> v2.Compose:
+    """Clip-level transforms: the same parameters for every frame (tv_tensors.Video + Mask).
+    `crop_scale`: the area fraction of the random crop; the light phase crops at least half the
+    largest area (XMem's (0.36, 1) -> (0.5, 1))."""
+    low, high = crop_scale
     if light:
-        return v2.Compose([v2.RandomResizedCrop(crop_size, scale=(0.5, 1.0), antialias=True),
+        return v2.Compose([v2.RandomResizedCrop(crop_size, scale=(max(low, high / 2), high), antialias=True),
                            v2.RandomHorizontalFlip(),
                            v2.ColorJitter(0.05, 0.05, 0.05, 0)])
-    return v2.Compose([v2.RandomResizedCrop(crop_size, scale=(0.36, 1.0), antialias=True),
+    return v2.Compose([v2.RandomResizedCrop(crop_size, scale=crop_scale, antialias=True),
                        v2.RandomHorizontalFlip(),
                        v2.RandomAffine(degrees=15, shear=10, scale=(0.9, 1.1)),
                        v2.ColorJitter(0.1, 0.03, 0.03, 0)])
@@ -195,28 +199,20 @@ class VOSClips(Dataset):
 
     def __init__(self, source, config: ClipConfig | None = None, samples: int = 1000, seed: int = 0):
         self.source, self.config, self.samples, self.seed = source, config or ClipConfig(), samples, seed
-        self._progress = multiprocessing.Value("d", 0.0)  # shared with forked workers
         self._epoch = multiprocessing.Value("l", 0)
         self.normalise = v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)
 
     def __len__(self) -> int:
         return self.samples
 
-    def set_progress(self, progress: float) -> None:
-        """Training progress in [0, 1]: sets the skip curriculum and the light final phase."""
-        self._progress.value = float(progress)
-
     def set_epoch(self, epoch: int) -> None:
         self._epoch.value = int(epoch)
 
-    @property
-    def max_skip(self) -> int:
-        return max_skip_at(self._progress.value, scale=self.config.skip_scale)
-
     def __getitem__(self, key) -> dict:
-        """`key` is an index, or (index, progress) from a sampler that knows when the item is used
-        (so that prefetching workers apply the curriculum of the item's own iteration)."""
-        index, progress = key if isinstance(key, tuple) else (key, self._progress.value)
+        """`key` is (index, progress) from a sampler that knows when the item is used (so that
+        prefetching workers apply the curriculum of the item's own iteration), or an index alone
+        (progress 0: the curriculum's start)."""
+        index, progress = key if isinstance(key, tuple) else (key, 0.0)
         rng = np.random.default_rng([self.seed, self._epoch.value, index])
         torch.manual_seed(int(rng.integers(2 ** 63 - 1)))  # v2 transforms draw from torch's RNG
         light = progress >= LIGHT_PHASE
@@ -228,7 +224,7 @@ class VOSClips(Dataset):
                 frames, labels = frames[::-1], labels[::-1]
             video = tv_tensors.Video(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2))
             mask = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(labels)))
-            video, mask = clip_augmentation(c.crop_size, light)(video, mask)
+            video, mask = clip_augmentation(c.crop_size, light, c.crop_scale)(video, mask)
             ids, counts = torch.unique(mask[0], return_counts=True)
             visible = [int(i) for i, n in zip(ids, counts) if i != 0 and n >= c.min_object_pixels]
             if visible:
@@ -278,9 +274,6 @@ class StaticPseudoVideos(Dataset):
         index = int(rng.choice(sorted(sequence.ground_truth)))
         return sequence.read_frame(index), sequence.read_mask(sequence.ground_truth[index])
 
-    def set_progress(self, progress: float) -> None:  # the same interface as VOSClips
-        pass
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
@@ -302,11 +295,3 @@ class StaticPseudoVideos(Dataset):
         return {"frames": torch.stack(frames), "masks": labels.unsqueeze(1).float(), "labels": labels,
                 "selector": torch.ones(1), "num_objects": 1, "name": f"static-{index}"}
 
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker_init_fn: a distinct numpy/random seed per worker (items reseed themselves)."""
-    import random
-
-    seed = torch.initial_seed() % 2 ** 32
-    np.random.seed(seed)
-    random.seed(seed)

@@ -44,7 +44,8 @@ def check_data(config: TrainConfig) -> None:
 def build_dataset(config: TrainConfig):
     check_data(config)
     clip = ClipConfig(num_frames=config.num_frames, crop_size=config.crop_size, max_objects=config.max_objects,
-                      min_object_pixels=max(4, (config.crop_size // 24) ** 2), skip_scale=config.skip_scale)
+                      min_object_pixels=max(4, (config.crop_size // 24) ** 2), skip_scale=config.skip_scale,
+                      crop_scale=config.crop_scale)
     if config.data == "generated":
         return VOSClips(GeneratedSource(), clip, config.samples_per_epoch, config.seed)
     if config.data == "davis16":

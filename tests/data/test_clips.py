@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from qmvos_lab.data.clips import (ClipConfig, GeneratedSource, PastingSource, SequenceSource, StaticPseudoVideos,
-                                  VOSClips, max_skip_at, sample_frame_indices, seed_worker)
+                                  VOSClips, max_skip_at, sample_frame_indices)
 from qmvos_lab.data.readers import read_davis
 from qmvos_lab.data.synthetic import SyntheticConfig
 
@@ -64,7 +64,7 @@ def test_items_depend_on_seed_epoch_and_index_only(clips):
 
 
 def test_two_workers_give_the_same_items_as_direct_indexing(clips):
-    loader = DataLoader(clips, batch_size=4, num_workers=2, worker_init_fn=seed_worker, pin_memory=False)
+    loader = DataLoader(clips, batch_size=4, num_workers=2, pin_memory=False)
     batch = next(iter(loader))
     direct = torch.stack([clips[i]["frames"] for i in range(4)])
     assert torch.equal(batch["frames"], direct)
@@ -142,3 +142,36 @@ def test_davis16_train_split_clips():
     data = VOSClips(PastingSource(SequenceSource(sequences)), ClipConfig(num_frames=4, crop_size=96), samples=2)
     item = data[0]
     assert item["frames"].shape == (4, 3, 96, 96) and item["num_objects"] >= 1
+
+
+def _random_resized_crop_scale(transform):
+    return next(t for t in transform.transforms if type(t).__name__ == "RandomResizedCrop").scale
+
+
+def test_crop_scale_sets_the_area_of_the_random_crop_and_the_light_phase_keeps_its_upper_half():
+    from qmvos_lab.data.clips import clip_augmentation
+
+    assert _random_resized_crop_scale(clip_augmentation(64, light=False)) == (0.36, 1.0)  # XMem's ranges
+    assert _random_resized_crop_scale(clip_augmentation(64, light=True)) == (0.5, 1.0)
+    assert _random_resized_crop_scale(clip_augmentation(64, False, (0.2, 0.4))) == (0.2, 0.4)
+    assert _random_resized_crop_scale(clip_augmentation(64, True, (0.2, 0.4))) == (0.2, 0.4)
+
+
+def test_a_crop_of_a_fifth_to_two_fifths_of_a_generated_frame_keeps_objects_near_their_size():
+    """cpu-tiny's crop_scale: 64² crops of 96 x 160 frames at area 0.2-0.4 zoom by 0.8-1.15 (object
+    area x 0.67-1.33, less where a crop cuts an object), where XMem's 0.36-1 shrinks objects to under half."""
+    source = GeneratedSource(SyntheticConfig(length=8, num_objects=1, occlusion_rate=0), num_videos=8)
+    object_area = np.mean([(source.video(k).labels[0] > 0).sum() for k in range(8)])  # in the videos
+
+    def area_ratio(crop_scale):
+        clips = VOSClips(source, ClipConfig(num_frames=2, crop_size=64, min_object_pixels=1, crop_scale=crop_scale),
+                         samples=24, seed=0)
+        # the light phase (progress 0.95): no per-frame jitter, the crop alone
+        return np.median([clips[(index, 0.95)]["labels"][0].sum().item() for index in range(24)]) / object_area
+
+    assert 0.55 < area_ratio((0.2, 0.4)) < 1.4
+    assert area_ratio((0.36, 1.0)) < 0.5
+    from qmvos_lab.train.presets import preset
+
+    with pytest.raises(ValueError, match="crop_scale"):
+        preset("cpu-tiny", crop_scale=(0.5, 0.2))
