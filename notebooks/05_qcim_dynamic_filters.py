@@ -176,14 +176,15 @@ viz.attention_mass_matrix(viz.attention_mass(attention["cross"][0]), [f"query {i
 # with the background (soft aggregation, notebook 03). We redo it all and compare with `segment`.
 
 # %%
-logits4 = torch.einsum("bnc,bnchw->bnhw", refined, g4)  # 1 x N x H/4 x W/4
+filters = out.queries  # the refined queries (equal to ours above up to float rounding)
+logits4 = torch.einsum("bnc,bnchw->bnhw", filters, g4)  # 1 x N x H/4 x W/4
 logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # 1 x N x H x W
 agg_logits, prob = aggregate(torch.sigmoid(logits), dim=1, return_logits=True)  # 1 x (N + 1) x H x W
 torch.testing.assert_close(agg_logits, out.logits)
 torch.testing.assert_close(prob, out.prob)
 
 # a dynamic filter is a convolution whose weights are computed: object 1's logits as a 1 x 1 conv
-as_conv = F.conv2d(g4[:, 0], refined[0, 0].view(1, channels, 1, 1))  # 1 x 1 x H/4 x W/4
+as_conv = F.conv2d(g4[:, 0], filters[0, 0].view(1, channels, 1, 1))  # 1 x 1 x H/4 x W/4
 torch.testing.assert_close(as_conv[:, 0], logits4[:, 0])
 assert not hasattr(net.decoder, "pred")
 print("logits = <q, g4>: equal to the library's; probabilities", tuple(out.prob.shape), "(background first)")
@@ -229,10 +230,10 @@ pd.DataFrame([
 # filters differ from object to object; XMem tells objects apart only through g4 itself.
 
 # %%
-filters = F.normalize(torch.cat([pred.weight[:, :, 1, 1], refined[0]]), dim=1)  # (1 + N) x C, unit length
+unit_filters = F.normalize(torch.cat([pred.weight[:, :, 1, 1], filters[0]]), dim=1)  # (1 + N) x C, unit length
 fig = Figure(figsize=(8, 2.2), layout="constrained")
 ax = fig.subplots()
-shown = ax.imshow(filters, aspect="auto", cmap="coolwarm", vmin=-0.5, vmax=0.5, interpolation="nearest")
+shown = ax.imshow(unit_filters, aspect="auto", cmap="coolwarm", vmin=-0.5, vmax=0.5, interpolation="nearest")
 ax.set_yticks(range(1 + n), ["XMem pred (centre tap)"] + [f"QMVOS query {i + 1}" for i in range(n)])
 ax.set_xlabel("channel of g4")
 ax.set_title("Prediction filters on g4, each scaled to unit length")
@@ -240,7 +241,7 @@ fig.colorbar(shown, ax=ax, label="weight / |filter|")
 fig
 
 # %%
-unit = F.normalize(refined[0], dim=1)
+unit = F.normalize(filters[0], dim=1)
 pd.DataFrame((unit @ unit.T).numpy(), index=names, columns=names).round(2)  # cosine similarity of the filters
 
 # %% [markdown]

@@ -117,7 +117,7 @@ def test_resuming_with_a_changed_config_is_refused(tmp_path):
     with pytest.raises(UserError) as error:
         Trainer(changed, tmp_path / "run", resume=True, progress=False)
     message = str(error.value)
-    assert "\n" not in message and "batch_size 1 -> 2" in message and "lr 0.001 -> 0.5" in message
+    assert "\n" not in message and "batch_size 1 -> 2" in message and f"lr {config.lr} -> 0.5" in message
     assert "workers" not in message  # how the data is loaded does not change what is trained
     Trainer(preset("cpu-tiny", ablation="xmem", **{**TINY, "workers": 1}), tmp_path / "run", resume=True,
             progress=False)
