@@ -208,7 +208,7 @@ class TrainConfig:
     num_frames: int = 8
     num_ref_frames: int = 3
     crop_size: int = 384
-    crop_scale: tuple[float, float] = (0.36, 1.0)
+    crop_scale: tuple[float, float] = (0.36, 1.0)  # data/clips.py's XMEM_CROP_SCALE (config imports no data code)
     max_objects: int = 3
     skip_scale: float = 1.0
     start_warm: float = 0.2

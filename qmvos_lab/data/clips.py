@@ -36,6 +36,7 @@ from .synthetic import SPLITS, SyntheticConfig, generate_video
 
 SKIP_CURRICULUM = ((0.1, 5), (0.3, 10), (0.9, 15), (1.01, 5))  # (progress below, max skip)
 LIGHT_PHASE = 0.9  # progress from which augmentation is lighter
+XMEM_CROP_SCALE = (0.36, 1.0)  # area fraction of XMem's random crops
 
 
 def max_skip_at(progress: float, curriculum=SKIP_CURRICULUM, scale: float = 1.0) -> int:
@@ -167,10 +168,10 @@ class ClipConfig:
     min_object_pixels: int = 100  # at crop resolution, in the first frame
     reverse_prob: float = 0.5
     skip_scale: float = 1.0  # multiplies the skip curriculum (short generated videos use less)
-    crop_scale: tuple[float, float] = (0.36, 1.0)  # area fraction of the random crop (XMem's range)
+    crop_scale: tuple[float, float] = XMEM_CROP_SCALE  # area fraction of the random crop
 
 
-def clip_augmentation(crop_size: int, light: bool, crop_scale: tuple[float, float] = (0.36, 1.0)) -> v2.Compose:
+def clip_augmentation(crop_size: int, light: bool, crop_scale: tuple[float, float] = XMEM_CROP_SCALE) -> v2.Compose:
     """Clip-level transforms: the same parameters for every frame (tv_tensors.Video + Mask).
     `crop_scale`: the area fraction of the random crop; the light phase crops at least half the
     largest area (XMem's (0.36, 1) -> (0.5, 1))."""
