@@ -74,7 +74,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
-                                amp=args.amp, save_scores=args.save_scores, overlay_path=args.overlay,
+                                amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+                                save_scores=args.save_scores, overlay_path=args.overlay,
                                 overwrite=args.overwrite, progress=not args.quiet)
     print(summary.line())
     return 0
@@ -291,7 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--max-long-term-elements", type=int, default=defaults.max_long_term_elements,
                          help=f"long-term memory capacity (default {defaults.max_long_term_elements})")
     segment.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
-    segment.add_argument("--amp", action="store_true", help="bf16/fp16 autocast on the GPU")
+    segment.add_argument("--amp", action="store_true",
+                         help="autocast: bf16 (fp16 on GPUs without bf16); on a CPU it pays with AMX / AVX512-BF16")
+    segment.add_argument("--compile", action="store_true", help="torch.compile the network (the first frames compile)")
+    segment.add_argument("--channels-last", action="store_true", help="NHWC weights and features")
     segment.add_argument("--save-scores", action="store_true",
                          help="also write scores/<frame>.npy: float16 (N+1) x H x W probabilities")
     segment.add_argument("--overlay", help="also write an overlay video (.mp4 or .gif)")

@@ -137,7 +137,8 @@ def check_device(device: str) -> None:
 
 
 def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, config: InferenceConfig,
-                      device: str = "cpu", amp: bool = False, save_scores: bool = False,
+                      device: str = "cpu", amp: bool = False, compile: bool = False, channels_last: bool = False,
+                      save_scores: bool = False,
                       overlay_path: str | os.PathLike | None = None, overwrite: bool = False,
                       progress: bool = True) -> SegmentSummary:
     """Segment `inputs` with `model` into `output` (see the module docstring)."""
@@ -154,7 +155,7 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
             model = model.to(device).eval()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            segmenter = VideoSegmenter(model, config, device=device, amp=amp)
+            segmenter = VideoSegmenter(model, config, device=device, amp=amp, compile=compile, channels_last=channels_last)
             model_seconds = 0.0
             frames_iter = iter(source)
             if progress:

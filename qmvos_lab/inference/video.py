@@ -12,7 +12,6 @@ the frame's own resolution.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -24,6 +23,7 @@ from ..config import InferenceConfig
 from ..data.masks import VOID_LABEL
 from ..errors import UserError
 from .core import InferenceCore
+from .fast import autocast, prepare_network
 from .preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
 from .trace import FrameTrace
 
@@ -54,12 +54,17 @@ class FrameResult:
 
 
 class VideoSegmenter:
+    """Segments one video, frame by frame. `amp`, `channels_last` and `compile` are the fast-path
+    switches of inference/fast.py (all off: the exact fp32 path); the last two change `network`
+    in place."""
+
     def __init__(self, network, config: InferenceConfig | None = None, device: str | torch.device = "cpu",
-                 amp: bool = False, record_attention: bool = False, trace: bool = False):
-        self.network = network
+                 amp: bool = False, record_attention: bool = False, trace: bool = False,
+                 channels_last: bool = False, compile: bool = False):
+        self.network = prepare_network(network, channels_last=channels_last, compile=compile)
         self.config = config or InferenceConfig()
         self.device = torch.device(device)
-        self.amp = amp and self.device.type == "cuda"
+        self.amp = amp
         self.core = InferenceCore(network, self.config, record_attention=record_attention, trace=trace)
         self.object_ids: list[int] = []  # original id of internal object i + 1
         self.frame_index = -1
@@ -109,9 +114,7 @@ class VideoSegmenter:
         if mask is not None:
             one_hot, valid = self._new_mask(mask, height, width)
             one_hot = resize_masks(one_hot, net_shape)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-                    if self.amp else contextlib.nullcontext())
-        with autocast:
+        with autocast(self.device, self.amp):
             prob = self.core.step(frame, one_hot, valid, end=end)  # (N + 1) x h x w
         prob = prob.float()
         if prob.shape[-2:] != (height, width):
@@ -120,7 +123,7 @@ class VideoSegmenter:
         prob = prob[[0] + [int(i) + 1 for i in order]]
         ids_sorted = [self.object_ids[i] for i in order]
         lookup = torch.tensor([0] + ids_sorted, device=prob.device, dtype=torch.uint8)
-        labels = lookup[prob.argmax(0)].cpu().numpy()
+        labels = lookup[prob.max(0).indices].cpu().numpy()  # the argmax (max's indices: ~30x faster on a CPU)
         attention, self.core.last_attention = self.core.last_attention, None
         trace, self.core.last_trace = self.core.last_trace, None
         return FrameResult(self.frame_index, labels, prob, ids_sorted, attention, list(self.object_ids), trace)

@@ -25,7 +25,9 @@ def hard_masks(prob_with_bg: torch.Tensor) -> torch.Tensor:
     """B x (N + 1) x H x W probabilities (background first) -> B x N x H x W one-hot masks of the
     per-pixel winner (the argmax over background and objects), in the probabilities' dtype.
 
-    This is how QMVOS turns a prediction into the masks its queries are pooled under (Sec. 3.2)."""
-    winner = prob_with_bg.argmax(dim=1, keepdim=True)  # B x 1 x H x W, 0 = background
+    This is how QMVOS turns a prediction into the masks its queries are pooled under (Sec. 3.2).
+    `max(...).indices` is `argmax` (the first of tied maxima, both), and ~30x faster on a CPU for
+    this layout (a reduction over a short, strided channel axis)."""
+    winner = prob_with_bg.max(dim=1, keepdim=True).indices  # B x 1 x H x W, 0 = background
     ids = torch.arange(1, prob_with_bg.shape[1], device=prob_with_bg.device).view(1, -1, 1, 1)  # 1 x N x 1 x 1
     return (winner == ids).to(prob_with_bg.dtype)

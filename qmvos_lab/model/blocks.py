@@ -136,11 +136,33 @@ class FeatureFusionBlock(nn.Module):
         self.block2 = GroupResBlock(g_mid_dim, g_out_dim)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        batch_size, num_objects = g.shape[:2]
-        g = torch.cat([broadcast_to_objects(x, num_objects), g], 2)  # B x N x (Cx+Cg) x H x W
-        g = self.block1(g)
+        num_objects = g.shape[1]
+        if num_objects > 1 and self.block1.downsample is not None:
+            g = res_block_on_concat(self.block1, x, g)  # the same, with x's share computed once
+        else:
+            g = self.block1(torch.cat([broadcast_to_objects(x, num_objects), g], 2))  # on B x N x (Cx+Cg) x H x W
         r = self.attention(g.flatten(0, 1)).view_as(g)  # B x N x Cmid x H x W
         return self.block2(g + r)
+
+
+def res_block_on_concat(block: GroupResBlock, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """`block(cat([x, g_i]))` for every object i, with the image feature's share computed once.
+
+    The two convolutions that see the block's input are linear in it: with the weight split along
+    its input channels, W = [W_x | W_g], conv(cat[x, g_i]) = conv_x(x) + conv_g(g_i), and the
+    pre-activation relu acts channel by channel. conv_x(x) is the same for all N objects, so it
+    runs once instead of N times (in XMem's decoder it is 64 % of the fusion's first two convs).
+    Equal to the plain path up to fp32 summation order. x: B x Cx x H x W; g: B x N x Cg x H x W.
+    """
+    num_x = x.shape[1]
+
+    def split_conv(conv: GConv2D, x_in: torch.Tensor, g_in: torch.Tensor) -> torch.Tensor:
+        shared = F.conv2d(x_in, conv.weight[:, :num_x], None, conv.stride, conv.padding)  # B x Cout x H x W
+        own = F.conv2d(g_in.flatten(0, 1), conv.weight[:, num_x:], conv.bias, conv.stride, conv.padding)  # BN x Cout x H x W
+        return own.view(*g_in.shape[:2], *own.shape[1:]) + shared.unsqueeze(1)  # B x N x Cout x H x W
+
+    out = block.conv2(F.relu(split_conv(block.conv1, F.relu(x), F.relu(g))))
+    return out + split_conv(block.downsample, x, g)
 
 
 def gated_update(values: torch.Tensor, h: torch.Tensor, hidden_dim: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..config import ModelConfig
 from .aggregate import hard_masks
@@ -69,8 +70,12 @@ class QMVOS(XMem):
         masks: the previous frame's prediction, or the given ones); object_valid: B x N (False =
         a padded object of a training clip). Returns queries B x N x C and the interaction's
         self-attention weights B x heads x N x N (None unless `need_weights`)."""
-        f16, f8, f4 = features
-        queries = masked_average_pooling(self.sim_feature(f16, f8, f4), masks)  # B x N x C (Eq. 1)
+        return self.sim_on_feature(self.sim_feature(*features), masks, object_valid, need_weights)
+
+    def sim_on_feature(self, feature: torch.Tensor, masks: torch.Tensor, object_valid: torch.Tensor | None = None,
+                       need_weights: bool = False):
+        """The SIM given its fused map (`sim_feature`, B x C x h x w): pooling (Eq. 1), then interaction (Eq. 2)."""
+        queries = masked_average_pooling(feature, masks)  # B x N x C (Eq. 1)
         weights = None
         if self.config.sim_interaction:  # Eq. 2 (Table 3c switches it off)
             queries, weights = self.query_SelfAtt_FFN(queries, object_valid, need_weights)
@@ -90,7 +95,12 @@ class QMVOS(XMem):
         M <= N) keep it, and only objects new on this frame take the SIM's. Returns the queries
         B x N x C and the SIM self-attention weights (B x heads x N x N, or None).
         """
-        queries, weights = self.sim(features, hard_masks(prob_with_bg), object_valid, need_weights)
+        feature = self.sim_feature(*features)  # B x C x h x w
+        # The pooling samples the hard masks on the feature's grid (nearest). Sampling the
+        # probabilities first and taking the per-pixel winner after gives the same masks, pixel for
+        # pixel, with 64 (stride 8) or 256 (stride 16) times fewer pixels to compare.
+        on_grid = F.interpolate(prob_with_bg, size=feature.shape[-2:], mode="nearest")  # B x (N+1) x h x w
+        queries, weights = self.sim_on_feature(feature, hard_masks(on_grid), object_valid, need_weights)
         if self.config.query_propagation == "first" and previous is not None:
             queries = torch.cat([previous, queries[:, previous.shape[1]:]], dim=1)  # known objects keep theirs
         return queries, weights
