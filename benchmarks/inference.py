@@ -2,7 +2,8 @@
 once long-term memory is saturated.
 
     python benchmarks/inference.py [--lengths 100 1000 5000] [--height 240 --width 427]
-                                   [--objects 2] [--device cpu|cuda] [--amp]
+                                   [--objects 2] [--device cpu|cuda] [--amp] [--size base|small]
+    python benchmarks/inference.py --lengths 5000 --height 64 --width 112   # 5,000 frames on a CPU in minutes
 
 A generated video (moving discs over a textured background, with random-weight XMem) is streamed
 from memory, so only the model is timed. For each length it prints the FPS over each tenth of
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from qmvos_lab.config import InferenceConfig
+from qmvos_lab.config import InferenceConfig, ModelConfig
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.model import XMem
@@ -41,10 +42,11 @@ def main():
     parser.add_argument("--objects", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--size", default="base", choices=["base", "small"], help="network size (default base)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = XMem().eval().to(device)
+    model = XMem(ModelConfig.of_size(args.size)).eval().to(device)
     print(f"device {device}{' (AMP)' if args.amp else ''}, {args.width}x{args.height}, {args.objects} objects, "
           f"{torch.get_num_threads()} CPU threads")
     for length in args.lengths:

@@ -1,7 +1,12 @@
 """Training throughput: clips/s and peak memory of XMem and QMVOS training steps.
 
     python benchmarks/train_speed.py                       # a tiny shape on the CPU
-    python benchmarks/train_speed.py --device cuda --frames 8 --crop 384 --objects 3 --batches 4 8
+    python benchmarks/train_speed.py --device cuda --frames 8 --crop 384 --objects 3 --batches 4 8 \
+        --csv outputs/speed/training.csv
+
+`--size small` times the CPU-sized networks instead of the released ones. On the GPU the AdamW
+step is the fused one (`fused=True`), as the trainer's; a batch size that does not fit is reported
+as out of memory and skipped.
 
 Each setting runs `--steps` timed training steps (after 2 warm-up steps) on random clips, in
 fp32, with AMP (bf16 where supported) and with AMP + torch.compile (GPU only). For scale, the
@@ -32,13 +37,13 @@ def random_batch(batch, frames, objects, crop, device):
 
 def time_steps(name, batch, args, device, amp: bool, compile_: bool):
     torch.manual_seed(0)
-    model = build_network(model_config(name)).to(device)
+    model = build_network(model_config(name, size=args.size)).to(device)
     if compile_:
         for part in (model.key_encoder, model.value_encoder, model.decoder):
             part.compile()
     model.train()
     freeze_batchnorm(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     images, masks, labels, selector = random_batch(batch, args.frames, args.objects, args.crop, device)
     generator = torch.Generator().manual_seed(0)
@@ -71,17 +76,40 @@ def main():
     parser.add_argument("--objects", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[2])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--size", default="base", choices=["base", "small"], help="network size (default base)")
+    parser.add_argument("--csv", help="write the table here")
     args = parser.parse_args()
     device = torch.device(args.device)
     modes = [("fp32", False, False), ("AMP", True, False)] + ([("AMP + compile", True, True)] if device.type == "cuda" else [])
-    print(f"{device}, {args.frames} frames, {args.crop}x{args.crop}, {args.objects} objects")
+    print(f"{device}, {args.size} networks, {args.frames} frames, {args.crop}x{args.crop}, {args.objects} objects")
+    rows = []
     for batch in args.batches:
         for name in ("xmem", "qmvos"):
             for label, amp, compile_ in modes:
                 if device.type == "cpu" and amp:
                     continue  # CPU autocast is not what this benchmark is about
-                clips, its, memory = time_steps(name, batch, args, device, amp, compile_)
-                print(f"  {name:6s} batch {batch:2d} {label:14s} {its:6.2f} it/s {clips:7.2f} clips/s  peak {memory:.1f} GiB")
+                try:
+                    clips, its, memory = time_steps(name, batch, args, device, amp, compile_)
+                except torch.OutOfMemoryError:
+                    torch.cuda.empty_cache()
+                    print(f"  {name:6s} batch {batch:2d} {label:14s} out of memory")
+                    continue
+                print(f"  {name:6s} batch {batch:2d} {label:14s} {its:6.2f} it/s {clips:7.2f} clips/s  peak {memory:.1f} GiB",
+                      flush=True)
+                rows.append({"network": name, "size": args.size, "batch": batch, "mode": label, "it_per_s": its,
+                             "clips_per_s": clips, "peak_gib": memory})
+    if args.csv:
+        import os
+        from pathlib import Path
+
+        import pandas as pd
+
+        path = Path(args.csv)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        pd.DataFrame(rows).to_csv(partial, index=False)
+        os.replace(partial, path)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

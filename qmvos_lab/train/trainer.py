@@ -116,8 +116,11 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[local_rank] if self.device.type == "cuda" else None,
                 broadcast_buffers=False, find_unused_parameters=True)  # the deep update is random
+        # the fused AdamW kernel on GPUs (one launch for all parameters); the CPU keeps the default
+        # implementation, whose arithmetic the CPU recipes and their cached networks were made with
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
-                                           lr=config.lr, weight_decay=config.weight_decay)
+                                           lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=self.device.type == "cuda")
         self.scheduler = build_scheduler(self.optimizer, config)
         self.amp_dtype = None
         if config.amp and self.device.type == "cuda":
