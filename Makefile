@@ -49,10 +49,11 @@ lab: install
 # execute every notebook in full mode and render it to HTML (outputs/notebooks/), so a reader can
 # browse the results without running them
 notebooks: install
-	@mkdir -p outputs/notebooks
-	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
+	@mkdir -p outputs/notebooks && rm -f outputs/notebooks/times.txt
+	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do start=$$(date +%s); \
 		$(abspath $(PY)) -m jupyter nbconvert --execute --to html --output-dir ../outputs/notebooks \
-			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; done
+			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
+		echo "$$nb: $$(( $$(date +%s) - start )) s in full mode" | tee -a ../outputs/notebooks/times.txt; done
 
 # after editing a notebook's .py source (or the .ipynb in JupyterLab): update its pair, outputs stripped
 sync-notebooks: install

@@ -183,3 +183,27 @@ def test_segment_runs_a_qmvos_checkpoint(tmp_path, video, capsys):
     assert "segmented 8 frames, 3 objects" in capsys.readouterr().out
     ids = set(np.unique(np.asarray(Image.open(tmp_path / "out" / "00007.png"))))
     assert ids <= {0, 2, 4, 7}
+
+
+def test_fast_switches_reach_segment(tmp_path, video, xmem_checkpoint, monkeypatch):
+    """--amp --channels-last --compile reach the VideoSegmenter; channels-last keeps the fp32 masks."""
+    import qmvos_lab.segment as segment_module
+
+    frames, masks, _ = video
+    seen = []
+    real = segment_module.VideoSegmenter
+
+    def recording(*args, **kwargs):
+        seen.append({k: kwargs[k] for k in ("amp", "compile", "channels_last")})
+        return real(*args, **{**kwargs, "compile": False})  # compiling is tested in tests/inference
+
+    monkeypatch.setattr(segment_module, "VideoSegmenter", recording)
+    assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "plain")) == 0
+    assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "fast", "--channels-last")) == 0
+    assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "all", "--amp", "--compile")) == 0
+    assert seen == [{"amp": False, "compile": False, "channels_last": False},
+                    {"amp": False, "compile": False, "channels_last": True},
+                    {"amp": True, "compile": True, "channels_last": False}]
+    for t in range(8):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "plain" / f"{t:05d}.png")),
+                                      np.asarray(Image.open(tmp_path / "fast" / f"{t:05d}.png")))
