@@ -17,6 +17,8 @@ machine, so a busy machine shows as low it/s, not as lower J&F.
     python benchmarks/cpu_learning.py                                   # cpu-tiny, 3 seeds, both models
     python benchmarks/cpu_learning.py --preset cpu-quick --points 3
     python benchmarks/cpu_learning.py --seeds 0 --models xmem --points 1 --split tune --set lr=1e-3   # exploring
+    python benchmarks/cpu_learning.py --seeds 0 --models xmem --points 1 --split tune --eval-size 192 \
+        --set crop_size=96 crop_scale=0.12,0.2 iterations=500   # objects seen and scored at twice their size
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pandas as pd
 import torch
 
 import qmvos_lab.train.trainer as trainer_module
+from qmvos_lab.config import InferenceConfig
 from qmvos_lab.data.synthetic import SPLITS, SyntheticConfig, generate_video, split_videos
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.settings import parse_settings
@@ -94,7 +97,7 @@ def learning_curve(preset_name: str, ablation: str, seed: int, videos: list, bas
             return
         clock["train"] += time.perf_counter() - clock["since"]
         network = trainer.network.eval()
-        scores = jf_mean(jf_table(videos, segment_generated(network, videos)[0]))
+        scores = jf_mean(jf_table(videos, segment_generated(network, videos, InferenceConfig(size=args.eval_size))[0]))
         network.train()
         rows.append({"preset": preset_name, "model": ablation, "seed": seed, "iteration": record["iteration"],
                      "train_s": clock["train"], "jf": scores, "copy_jf": baseline, "loss": record["loss"]})
@@ -155,6 +158,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=6, help="validation points per run (evenly spaced)")
     parser.add_argument("--split", default="synthetic-val", help="synthetic-val (reported) or tune (exploring)")
     parser.add_argument("--videos", type=int, default=20, help="videos to score")
+    parser.add_argument("--eval-size", type=int, default=-1,
+                        help="score with frames resized to this shorter side (default -1: their own 96 px)")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], metavar="KEY=VALUE",
                         help="TrainConfig overrides, as `qmvos-lab train --set` (e.g. lr=3e-4 crop_scale=0.2,0.4)")
     parser.add_argument("--out", default="outputs/cpu_learning")
