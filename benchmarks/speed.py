@@ -12,11 +12,12 @@ loop (pinned, non-blocking on a GPU); the first `--warmup` frames are not timed.
 parity benchmarks' seeded random weights (benchmarks/parity_cases.py), loaded into ours and into
 the official network alike; QMVOS shares XMem's and draws its own query modules.
 
-Printed per (network, mode): FPS, ms a frame, the ratio to the official loop (its AMP run on a GPU,
-where the official evaluation uses fp16 autocast; fp32 on a CPU), QMVOS / XMem time for the same
-size and mode, memory (peak allocated on a GPU; the process RSS after the run on a CPU), and the
-agreement with our fp32 result of the same network (max |dprob| and argmax agreement over the
-checked frames). `--csv` writes the same table. Random weights leave most pixels near a tie, so
+Printed per (network, mode): FPS, ms a frame, the ratio to the official loop (base networks only;
+its AMP run on a GPU, where the official evaluation uses fp16 autocast; fp32 on a CPU), QMVOS / XMem
+time for the same size and mode, memory (peak allocated during the run on a GPU; on a CPU the
+process RSS after it, which only grows from row to row), and the agreement with our fp32 result of
+the same network (max |dprob| and argmax agreement over the checked frames; the official loop is
+compared with our fp32 XMem). fp32 always runs, first, as each network's reference. `--csv` writes the same table. Random weights leave most pixels near a tie, so
 their argmax agreement understates a mode's fidelity; `--trained` takes the small networks from
 the trained-network cache instead.
 """
@@ -39,7 +40,7 @@ from parity_cases import DIMS, official_config, seeded_state  # noqa: E402
 from qmvos_lab.config import InferenceConfig, ModelConfig  # noqa: E402
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video  # noqa: E402
 from qmvos_lab.inference import InferenceCore  # noqa: E402
-from qmvos_lab.inference.fast import autocast, autocast_dtype, prepare_network  # noqa: E402
+from qmvos_lab.inference.fast import autocast_dtype, prepare_network  # noqa: E402
 from qmvos_lab.inference.preprocess import to_image_tensor  # noqa: E402
 from qmvos_lab.model import build_network  # noqa: E402
 from qmvos_lab.resources import current_memory_mib  # noqa: E402
@@ -110,14 +111,14 @@ def timed_loop(core, images, first_masks, device, warmup: int, check_every: int,
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
             prob = core.step(image, first_masks if t == 0 else None, labels if t == 0 else None,
                              end=t == len(images) - 1)
-        if t % check_every == 0:
-            checked[t] = prob
+        if t % check_every == 0:  # to the host at once (a sync on a GPU: hence --check-every there)
+            checked[t] = prob.float().cpu()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - tic) / (len(images) - warmup)
     memory = (torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda"
               else current_memory_mib(device))
-    return seconds, memory, {t: p.float().cpu() for t, p in checked.items()}
+    return seconds, memory, checked
 
 
 def agreement(probs: dict, reference: dict) -> tuple[float, float]:
@@ -167,9 +168,11 @@ def main():
         raise SystemExit("--device cuda: no CUDA device here")
     gpu = device.type == "cuda"
     height, width = args.height or (480 if gpu else 240), args.width or (854 if gpu else 427)
-    frames, args.warmup = args.frames or (300 if gpu else 40), args.warmup if args.warmup is not None else (30 if gpu else 5)
+    frames = args.frames or (300 if gpu else 40)
+    args.warmup = args.warmup if args.warmup is not None else (30 if gpu else 5)
     modes = (args.modes or ("fp32,amp,amp+channels-last,amp+channels-last+compile" if gpu
                             else "fp32,fp32+channels-last,amp+channels-last")).split(",")
+    modes = ["fp32"] + [m for m in modes if m != "fp32"]  # each network's reference runs first
     networks = args.networks.split(",")
     unknown = sorted(set(networks) - set(NETWORKS))
     if unknown:
@@ -183,6 +186,11 @@ def main():
           f"{frames} frames ({args.warmup} untimed)")
 
     rows = []
+
+    def write_table() -> None:  # after every run, so a run cut short keeps what it measured
+        if args.csv:
+            write_csv(summarise(rows, gpu), Path(args.csv))
+
     if args.xmem_repo:
         official_modes = [("fp32", False)] + ([("amp (fp16)", True)] if gpu else [])
         for mode, amp in official_modes:
@@ -190,47 +198,60 @@ def main():
             rows.append({"network": "official XMem", "mode": mode, "seconds": seconds, "memory_mib": memory,
                          "_probs": probs})
             print(f"  official XMem {mode}: {1 / seconds:.2f} FPS", flush=True)
+            write_table()
     for name in networks:
-        reference = None
+        reference = None  # this network's fp32 run (modes start with fp32)
         for mode in modes:
-            network = prepare_network(make_network(name, args.seed, args.trained).to(device), channels_last=switches[mode]["channels_last"],
+            network = make_network(name, args.seed, args.trained).to(device)
+            network = prepare_network(network, channels_last=switches[mode]["channels_last"],
                                       compile=switches[mode]["compile"])
             core = InferenceCore(network, InferenceConfig(size=-1))
             seconds, memory, probs = timed_loop(core, images, masks, device, args.warmup, args.check_every,
                                                 amp=switches[mode]["amp"])
-            reference = probs if reference is None and mode == "fp32" else reference
+            reference = probs if mode == "fp32" else reference
             rows.append({"network": name, "mode": mode, "seconds": seconds, "memory_mib": memory, "_probs": probs,
                          "_reference": reference})
             print(f"  {name} {mode}: {1 / seconds:.2f} FPS", flush=True)
+            write_table()
 
-    official_xmem = {r["mode"]: r for r in rows if r["network"] == "official XMem"}
-    official_ref = official_xmem.get("amp (fp16)" if gpu else "fp32")
-    xmem_fp32 = next((r["_probs"] for r in rows if r["network"] == "xmem" and r["mode"] == "fp32"), None)
-    table = []
-    for r in rows:
-        row = {"network": r["network"], "mode": r["mode"], "fps": 1 / r["seconds"], "ms_per_frame": 1000 * r["seconds"]}
-        row["vs_official"] = official_ref["seconds"] / r["seconds"] if official_ref else float("nan")
-        partner = r["network"].replace("qmvos", "xmem") if r["network"].startswith("qmvos") else None
-        twin = next((x for x in rows if x["network"] == partner and x["mode"] == r["mode"]), None)
-        row["qmvos_over_xmem_time"] = r["seconds"] / twin["seconds"] if twin else float("nan")
-        row["memory_mib"] = r["memory_mib"]
-        reference = r.get("_reference") or xmem_fp32  # the official loop: against our fp32 XMem
-        row["max_abs_dprob"], row["argmax_agreement_pct"] = (agreement(r["_probs"], reference) if reference
-                                                             else (float("nan"), float("nan")))
-        table.append(row)
-    frame = pd.DataFrame(table)
+    frame = summarise(rows, gpu)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"(paper, Table 3a: XMem {PAPER_FPS['xmem']} FPS, QMVOS {PAPER_FPS['qmvos']} FPS on their GPU; "
           f"vs_official = official seconds a frame / ours, against the official "
           f"{'AMP' if gpu else 'fp32'} loop; agreement against our fp32 run of the same network)")
     if args.csv:
-        path = Path(args.csv)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        frame.to_csv(partial, index=False)
-        os.replace(partial, path)
-        print(f"wrote {path}")
+        print(f"wrote {args.csv}")
+
+
+def summarise(rows: list[dict], gpu: bool) -> pd.DataFrame:
+    """The printed table: one row per run, with ratios and agreement figures."""
+    official_ref = next((r for r in rows if r["network"] == "official XMem"
+                         and r["mode"] == ("amp (fp16)" if gpu else "fp32")), None)
+    xmem_fp32 = next((r["_probs"] for r in rows if r["network"] == "xmem" and r["mode"] == "fp32"), None)
+    table = []
+    for r in rows:
+        row = {"network": r["network"], "mode": r["mode"], "fps": 1 / r["seconds"],
+               "ms_per_frame": 1000 * r["seconds"]}
+        base = not r["network"].endswith("-small")  # the official network is the base size
+        row["vs_official"] = official_ref["seconds"] / r["seconds"] if official_ref and base else float("nan")
+        partner = r["network"].replace("qmvos", "xmem") if r["network"].startswith("qmvos") else None
+        twin = next((x for x in rows if x["network"] == partner and x["mode"] == r["mode"]), None)
+        row["qmvos_over_xmem_time"] = r["seconds"] / twin["seconds"] if twin else float("nan")
+        row["memory_mib"] = r["memory_mib"]
+        reference = r["_reference"] if "_reference" in r else xmem_fp32  # the official loop: our fp32 XMem
+        row["max_abs_dprob"], row["argmax_agreement_pct"] = (agreement(r["_probs"], reference)
+                                                             if reference is not None else (float("nan"),) * 2)
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write atomically (a temporary file renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    frame.to_csv(partial, index=False)
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ step is the fused one (`fused=True`), as the trainer's; a batch size that does n
 as out of memory and skipped.
 
 Each setting runs `--steps` timed training steps (after 2 warm-up steps) on random clips, in
-fp32, with AMP (bf16 where supported) and with AMP + torch.compile (GPU only). For scale, the
+the `--modes` asked for: fp32, AMP (bf16 where supported) and AMP + torch.compile. For scale, the
 official XMem trainer on an H200 ran 2.19 it/s at batch 8 with AMP (17.5 clips/s) and 3.71 it/s at
 batch 4; the target is at least 1.5x its clips/s in the same run.
 """
@@ -17,11 +17,15 @@ batch 4; the target is at least 1.5x its clips/s in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
+import pandas as pd
 import torch
 
 from qmvos_lab.ablations import model_config
+from qmvos_lab.inference.fast import autocast_dtype
 from qmvos_lab.model import build_network
 from qmvos_lab.train.clip_pass import PassConfig, clip_pass
 from qmvos_lab.train.losses import clip_loss
@@ -47,7 +51,7 @@ def time_steps(name, batch, args, device, amp: bool, compile_: bool):
     model.train()
     freeze_batchnorm(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
-    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    dtype = autocast_dtype(device)
     images, masks, labels, selector = random_batch(batch, args.frames, args.objects, args.crop, device)
     generator = torch.Generator().manual_seed(0)
     if device.type == "cuda":
@@ -80,41 +84,49 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[2])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--size", default="base", choices=["base", "small"], help="network size (default base)")
-    parser.add_argument("--csv", help="write the table here")
+    parser.add_argument("--csv", help="write the table here (rewritten after every run)")
+    parser.add_argument("--modes", help="comma-separated from fp32, amp, amp+compile "
+                                        "(default: fp32 on a CPU; all three on a GPU)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    modes = [("fp32", False, False), ("AMP", True, False)] + ([("AMP + compile", True, True)] if device.type == "cuda" else [])
+    known = {"fp32": (False, False), "amp": (True, False), "amp+compile": (True, True)}
+    modes = (args.modes or ("fp32,amp,amp+compile" if device.type == "cuda" else "fp32")).split(",")
+    if not set(modes) <= set(known):
+        raise SystemExit(f"--modes: choose from {', '.join(known)}")
     print(f"{device}, {args.size} networks, {args.frames} frames, {args.crop}x{args.crop}, {args.objects} objects")
     rows = []
     for batch in args.batches:
         for name in ("xmem", "qmvos"):
-            for label, amp, compile_ in modes:
-                if device.type == "cpu" and amp:
-                    continue  # CPU autocast is not what this benchmark is about
+            for label in modes:
+                amp, compile_ = known[label]
+                out_of_memory = False
                 try:
                     clips, its, memory = time_steps(name, batch, args, device, amp, compile_)
                 except torch.OutOfMemoryError:
+                    out_of_memory = True
+                if out_of_memory:  # outside the except block, so the failed run's tensors are freed first
                     torch.cuda.empty_cache()
-                    print(f"  {name:6s} batch {batch:2d} {label:14s} out of memory")
+                    print(f"  {name:6s} batch {batch:2d} {label:12s} out of memory")
                     continue
-                print(f"  {name:6s} batch {batch:2d} {label:14s} {its:6.2f} it/s {clips:7.2f} clips/s  peak {memory:.1f} GiB",
-                      flush=True)
+                print(f"  {name:6s} batch {batch:2d} {label:12s} {its:6.2f} it/s {clips:7.2f} clips/s  "
+                      f"peak {memory:.1f} GiB", flush=True)
                 rows.append({"network": name, "size": args.size, "batch": batch, "mode": label, "it_per_s": its,
                              "clips_per_s": clips, "peak_gib": memory})
+                if args.csv:
+                    write_csv(rows, Path(args.csv))
     print(f"(the official XMem trainer, measured earlier on an H200 at this clip shape with AMP: "
-          f"{OFFICIAL_H200['batch 8']} clips/s at batch 8, {OFFICIAL_H200['batch 4']} at batch 4; target: 1.5x on the same GPU)")
+          f"{OFFICIAL_H200['batch 8']} clips/s at batch 8, {OFFICIAL_H200['batch 4']} at batch 4; "
+          "target: 1.5x on the same GPU)")
     if args.csv:
-        import os
-        from pathlib import Path
+        print(f"wrote {args.csv}")
 
-        import pandas as pd
 
-        path = Path(args.csv)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        pd.DataFrame(rows).to_csv(partial, index=False)
-        os.replace(partial, path)
-        print(f"wrote {path}")
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Write atomically (a temporary file renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    pd.DataFrame(rows).to_csv(partial, index=False)
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,8 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
             model = model.to(device).eval()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            segmenter = VideoSegmenter(model, config, device=device, amp=amp, compile=compile, channels_last=channels_last)
+            segmenter = VideoSegmenter(model, config, device=device, amp=amp, compile=compile,
+                                       channels_last=channels_last)
             model_seconds = 0.0
             frames_iter = iter(source)
             if progress:

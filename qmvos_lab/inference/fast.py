@@ -8,7 +8,8 @@ amp:           autocast. On a GPU, bf16 where supported (Ampere and later), fp16
                bf16 (it pays on CPUs with AMX or AVX512-BF16, which oneDNN uses for bf16 convolutions;
                elsewhere it is emulated and slower).
 channels_last: the network's weights in NHWC order, so oneDNN / cuDNN pick their NHWC kernels
-               (outputs equal to fp32 rounding; on the 2-core CPU of the benchmarks, bit-equal).
+               (fp32 either way, with another summation order: on the trained small networks max
+               |dprob| ~ 1e-5 and the same argmax; pixels at a near tie may flip).
 compile:       torch.compile of the key encoder, value encoder and decoder, in place (the state-dict
                keys stay those of the released networks); the first frames pay the compilation.
 """

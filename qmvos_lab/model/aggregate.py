@@ -26,8 +26,9 @@ def hard_masks(prob_with_bg: torch.Tensor) -> torch.Tensor:
     per-pixel winner (the argmax over background and objects), in the probabilities' dtype.
 
     This is how QMVOS turns a prediction into the masks its queries are pooled under (Sec. 3.2).
-    `max(...).indices` is `argmax` (the first of tied maxima, both), and ~30x faster on a CPU for
-    this layout (a reduction over a short, strided channel axis)."""
+    `max(...).indices` is `argmax` (the first of tied maxima, both), and several times faster on
+    a CPU for this layout (a reduction over a short, strided channel axis: 18 ms against 0.6 ms
+    for 3 x 240 x 432 on 2 threads here)."""
     winner = prob_with_bg.max(dim=1, keepdim=True).indices  # B x 1 x H x W, 0 = background
     ids = torch.arange(1, prob_with_bg.shape[1], device=prob_with_bg.device).view(1, -1, 1, 1)  # 1 x N x 1 x 1
     return (winner == ids).to(prob_with_bg.dtype)

@@ -154,11 +154,14 @@ def res_block_on_concat(block: GroupResBlock, x: torch.Tensor, g: torch.Tensor) 
     runs once instead of N times (in XMem's decoder it is 64 % of the fusion's first two convs).
     Equal to the plain path up to fp32 summation order. x: B x Cx x H x W; g: B x N x Cg x H x W.
     """
+    if block.downsample is None:
+        raise ValueError("res_block_on_concat needs a block with a projected skip (in_dim != out_dim)")
     num_x = x.shape[1]
 
     def split_conv(conv: GConv2D, x_in: torch.Tensor, g_in: torch.Tensor) -> torch.Tensor:
-        shared = F.conv2d(x_in, conv.weight[:, :num_x], None, conv.stride, conv.padding)  # B x Cout x H x W
-        own = F.conv2d(g_in.flatten(0, 1), conv.weight[:, num_x:], conv.bias, conv.stride, conv.padding)  # BN x Cout x H x W
+        settings = (conv.stride, conv.padding, conv.dilation, conv.groups)
+        shared = F.conv2d(x_in, conv.weight[:, :num_x], None, *settings)  # B x Cout x H x W
+        own = F.conv2d(g_in.flatten(0, 1), conv.weight[:, num_x:], conv.bias, *settings)  # BN x Cout x H x W
         return own.view(*g_in.shape[:2], *own.shape[1:]) + shared.unsqueeze(1)  # B x N x Cout x H x W
 
     out = block.conv2(F.relu(split_conv(block.conv1, F.relu(x), F.relu(g))))

@@ -252,6 +252,8 @@ class Trainer:
         self._refuse_changed_config(state["train_config"])
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the kernel follows this machine, not the checkpoint's
+            group["fused"] = self.device.type == "cuda"
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration, self.epoch, self.batch_in_epoch = state["iteration"], state["epoch"], state["batch_in_epoch"]

@@ -2,7 +2,8 @@
 
 * `hard_masks` takes the winner with `max(...).indices`: the same one-hot as `argmax`, ties included.
 * `QMVOS.propagate_queries` samples the probabilities on the SIM's grid before taking the winner:
-  the same queries, bit for bit, as pooling the full-resolution hard masks.
+  the same masks, pixel for pixel, as sampling the full-resolution hard masks, so the same queries
+  (up to the summation order of a contiguous against a strided mask).
 * The fusion block computes the image feature's share of its first convolutions once for all
   objects (`res_block_on_concat`): equal to the concatenated block up to fp32 summation order.
 """
