@@ -18,10 +18,10 @@ ln -sfn "$(realpath "$root")/Annotations" "$work/train/Annotations"
 grep -vxF -f <(tr ' ' '\n' <<<"$held_out") "$root/ImageSets/train.txt" > "$work/train/ImageSets/train.txt"
 cpu=()
 [ "${ALLOW_CPU:-0}" = 1 ] && cpu=(--allow-cpu)
-python -m qmvos_lab train --preset gpu-davis16 --name gpu-davis16 --runs-dir "$work/runs" --quiet ${cpu[@]+"${cpu[@]}"} \
+"${PYTHON:-python3}" -m qmvos_lab train --preset gpu-davis16 --name gpu-davis16 --runs-dir "$work/runs" --quiet ${cpu[@]+"${cpu[@]}"} \
     --set data_root="$work/train" iterations="$iterations" "$@"
 echo "trained $iterations iterations; evaluation on the held-out sequences ($held_out):"
-python - "$root" "$work" $held_out <<'PY'
+"${PYTHON:-python3}" - "$root" "$work" $held_out <<'PY'
 import shutil
 import sys
 from pathlib import Path

@@ -40,10 +40,9 @@ fi
 mkdir -p "$out" || exit 2
 official=()
 [ -n "$xmem_repo" ] && official=(--xmem-repo "$xmem_repo")
-export OUT_DIR="$out"
+export OUT_DIR="$out" PYTHON="${PYTHON:-python3}"  # python3: a GPU host may have no `python`
 
 if [ "$tiny" = 1 ]; then
-    device=cpu
     speed_args=(--device cpu --height 64 --width 112 --frames 6 --warmup 2 --networks xmem-small,qmvos-small
                 --modes fp32,amp+channels-last)
     train_args=(--device cpu --size small --frames 3 --crop 64 --objects 2 --batches 1 --steps 1)
@@ -52,7 +51,6 @@ if [ "$tiny" = 1 ]; then
                     samples_per_epoch=4 log_every=1 checkpoint_every=2)
     boxes=(300 300 300)
 else
-    device=cuda
     speed_args=(--device cuda --networks xmem,qmvos --frames 200 --warmup 20 --check-every 10)
     train_args=(--device cuda --frames 8 --crop 384 --objects 3 --steps 5)
     davis_iterations=${ITERATIONS:-300}
@@ -65,7 +63,7 @@ summary="$out/summary.md"
     echo "# GPU suite ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
     echo
     echo '```'
-    python - <<'PY'
+    "$PYTHON" - <<'PY'
 import platform, torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
 print(f"{gpu}; torch {torch.__version__}; python {platform.python_version()}")
@@ -94,13 +92,13 @@ stage() {  # stage NAME BOX COMMAND...: run, time-box, log, and add to the summa
 }
 
 # (${a[@]+"${a[@]}"}: an empty array under `set -u` on bash < 4.4)
-stage inference_speed "${boxes[0]}" python "$here/speed.py" "${speed_args[@]}" ${official[@]+"${official[@]}"} \
+stage inference_speed "${boxes[0]}" "$PYTHON" "$here/speed.py" "${speed_args[@]}" ${official[@]+"${official[@]}"} \
     --csv "$out/inference_speed.csv"
 if [ "$tiny" = 1 ]; then
-    stage training_speed "${boxes[1]}" python "$here/train_speed.py" "${train_args[@]}" --csv "$out/training_speed.csv"
+    stage training_speed "${boxes[1]}" "$PYTHON" "$here/train_speed.py" "${train_args[@]}" --csv "$out/training_speed.csv"
 else  # AMP at both batch sizes, then AMP + compile at 8 (its compilation is the slow part)
-    stage training_speed "${boxes[1]}" bash -c 'python "$0" "${@:1}" --modes amp --batches 4 8 --csv "$OUT_DIR/training_speed.csv" &&
-        python "$0" "${@:1}" --modes amp+compile --batches 8 --csv "$OUT_DIR/training_speed_compile.csv"' \
+    stage training_speed "${boxes[1]}" bash -c '"$PYTHON" "$0" "${@:1}" --modes amp --batches 4 8 --csv "$OUT_DIR/training_speed.csv" &&
+        "$PYTHON" "$0" "${@:1}" --modes amp+compile --batches 8 --csv "$OUT_DIR/training_speed_compile.csv"' \
         "$here/train_speed.py" "${train_args[@]}"
 fi
 if [ "$tiny" = 1 ]; then  # the held-out sequences: the last two of the split
