@@ -47,7 +47,8 @@ def test_gpu_suite_dry_run(tmp_path):
     speed = pd.read_csv(out / "inference_speed.csv")
     assert set(speed["network"]) == {"xmem-small", "qmvos-small"}
     assert set(speed["mode"]) == {"fp32", "amp+channels-last"}
-    assert (speed["fps"] > 0).all() and speed["qmvos_over_xmem_time"].dropna().between(0.1, 10).all()
+    ratios = speed["qmvos_over_xmem_time"].dropna()  # one per qmvos row; its value is a timing: not checked
+    assert (speed["fps"] > 0).all() and len(ratios) == 2 and (ratios > 0).all()
     assert (speed.loc[speed["mode"] == "fp32", "max_abs_dprob"] == 0).all()  # fp32 is its own reference
 
     training = pd.read_csv(out / "training_speed.csv")
