@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from parity_cases import DIMS, official_config, seeded_state  # noqa: E402
 
+from qmvos_lab.atomic import atomic_path  # noqa: E402
 from qmvos_lab.config import InferenceConfig, ModelConfig  # noqa: E402
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video  # noqa: E402
 from qmvos_lab.inference import InferenceCore  # noqa: E402
@@ -247,11 +248,10 @@ def summarise(rows: list[dict], gpu: bool) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write atomically (a temporary file renamed)."""
+    """Write atomically (the kit's temporary file, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    frame.to_csv(partial, index=False)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        frame.to_csv(partial, index=False)
 
 
 if __name__ == "__main__":

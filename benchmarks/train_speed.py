@@ -17,7 +17,6 @@ batch 4; the target is at least 1.5x its clips/s in the same run.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pandas as pd
 import torch
 
 from qmvos_lab.ablations import model_config
+from qmvos_lab.atomic import atomic_path
 from qmvos_lab.inference.fast import autocast_dtype
 from qmvos_lab.model import build_network
 from qmvos_lab.train.clip_pass import PassConfig, clip_pass
@@ -122,11 +122,10 @@ def main():
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """Write atomically (a temporary file renamed)."""
+    """Write atomically (the kit's temporary file, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    pd.DataFrame(rows).to_csv(partial, index=False)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        pd.DataFrame(rows).to_csv(partial, index=False)
 
 
 if __name__ == "__main__":
