@@ -25,7 +25,6 @@ the trained-network cache instead.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
