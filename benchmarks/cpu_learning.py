@@ -2,8 +2,8 @@
 
 Trains XMem-small and QMVOS-small from scratch with a preset (`cpu-tiny`: 5 minutes per network on
 2 cores; `cpu-quick`: 90 s) for several seeds, scores synthetic-val (all 20 videos, DAVIS
-protocol, at the videos' own size, as train/validate.py) at evenly spaced iterations, next to the
-"copy the first mask" baseline, and writes
+protocol, at the recipe's `inference_size`, as train/validate.py) at evenly spaced iterations, next
+to the "copy the first mask" baseline, and writes
 
     <out>/<preset>.csv   one row per (model, seed, validation point): iteration, training seconds, J&F
     <out>/<preset>.png   J&F against training seconds (seaborn): seeds thin, their mean thick
@@ -17,8 +17,8 @@ machine, so a busy machine shows as low it/s, not as lower J&F.
     python benchmarks/cpu_learning.py                                   # cpu-tiny, 3 seeds, both models
     python benchmarks/cpu_learning.py --preset cpu-quick --points 3
     python benchmarks/cpu_learning.py --seeds 0 --models xmem --points 1 --split tune --set lr=1e-3   # exploring
-    python benchmarks/cpu_learning.py --seeds 0 --models xmem --points 1 --split tune --eval-size 192 \
-        --set crop_size=96 crop_scale=0.12,0.2 iterations=500   # objects seen and scored at twice their size
+    python benchmarks/cpu_learning.py --seeds 0 --models xmem --points 1 --split tune --eval-size -1 \
+        --set crop_size=64 crop_scale=0.2,0.4   # the old recipe: objects seen and scored at their own size
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from qmvos_lab.data.synthetic import SPLITS, SyntheticConfig, generate_video, sp
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.settings import parse_settings
 from qmvos_lab.train.trainer import Trainer
-from qmvos_lab.train.validate import copy_first_mask, jf_mean, jf_table, segment_generated
+from qmvos_lab.train.validate import copy_first_mask, generated_config, jf_mean, jf_table, segment_generated
 
 TUNE_SEED = 9_000  # a tuning split: synthetic-val's knobs, seeds no split or training set uses
 
@@ -97,7 +97,8 @@ def learning_curve(preset_name: str, ablation: str, seed: int, videos: list, bas
             return
         clock["train"] += time.perf_counter() - clock["since"]
         network = trainer.network.eval()
-        scores = jf_mean(jf_table(videos, segment_generated(network, videos, InferenceConfig(size=args.eval_size))[0]))
+        inference = generated_config(network) if args.eval_size is None else InferenceConfig(size=args.eval_size)
+        scores = jf_mean(jf_table(videos, segment_generated(network, videos, inference)[0]))
         network.train()
         rows.append({"preset": preset_name, "model": ablation, "seed": seed, "iteration": record["iteration"],
                      "train_s": clock["train"], "jf": scores, "copy_jf": baseline, "loss": record["loss"]})
@@ -158,8 +159,9 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=6, help="validation points per run (evenly spaced)")
     parser.add_argument("--split", default="synthetic-val", help="synthetic-val (reported) or tune (exploring)")
     parser.add_argument("--videos", type=int, default=20, help="videos to score")
-    parser.add_argument("--eval-size", type=int, default=-1,
-                        help="score with frames resized to this shorter side (default -1: their own 96 px)")
+    parser.add_argument("--eval-size", type=int, default=None,
+                        help="score with frames resized to this shorter side (-1: their own 96 px; default: the "
+                             "recipe's inference_size, 192 for the CPU presets)")
     parser.add_argument("--set", dest="sets", nargs="*", default=[], metavar="KEY=VALUE",
                         help="TrainConfig overrides, as `qmvos-lab train --set` (e.g. lr=3e-4 crop_scale=0.2,0.4)")
     parser.add_argument("--out", default="outputs/cpu_learning")
@@ -170,7 +172,10 @@ def main() -> None:
     config = preset(args.preset, **args.overrides)
     print(f"{args.preset} on {torch.get_num_threads()} threads: {config.iterations} iterations, batch "
           f"{config.batch_size} x {config.num_frames} frames, {config.crop_size}² crops, lr {config.lr} "
-          f"({config.lr_schedule}); scoring {len(videos)} {args.split} videos (copy the first mask: {baseline:.3f})")
+          f"({config.lr_schedule}){', bf16' if config.amp else ''}{', channels-last' if config.channels_last else ''}; "
+          f"scoring {len(videos)} {args.split} videos at "
+          f"{args.eval_size if args.eval_size is not None else config.inference_size} px "
+          f"(copy the first mask: {baseline:.3f})")
     rows, timings = [], []
     for ablation in args.models:
         for seed in args.seeds:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.config import InferenceConfig
+from qmvos_lab.train.validate import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.inference.preprocess import pad_to_multiple, to_image_tensor
@@ -221,10 +221,13 @@ viz.show_heatmaps(torch.stack([similarity[0], softmax_affinity(similarity)[0], a
 # given on the same frame share their keys, hence their affinity).
 #
 # We store a memory frame every 3 frames (`mem_every=3`): frames 0, 3 and 6 are in working memory
-# when the last frame is segmented. `size=-1` keeps the frame's own size (96 x 160, a 6 x 10 grid).
+# when the last frame is segmented. `generated_config(net, ...)` resizes the frame to the size the
+# network's training recipe segments generated videos at, `net.inference_size`: the CPU presets
+# train on crops that show objects at twice their size, so 192 x 320 (a 12 x 20 grid) instead of the
+# frame's own 96 x 160 (6 x 10).
 
 # %%
-config = InferenceConfig(size=-1, mem_every=3)
+config = generated_config(net, mem_every=3)
 segmenter = VideoSegmenter(net, config, trace=True)
 given = video.given_masks()
 results = [segmenter.step(frame, given.get(t), end=t == len(video.frames) - 1) for t, frame in enumerate(video.frames)]
@@ -266,7 +269,9 @@ viz.affinity_over_memory(column.view(len(memory_frames), height, width), video.f
 
 # %%
 dense = softmax_affinity(S)[0, :, pixel[0] * width + pixel[1]]  # T h w, no top-k
-on_object = torch.from_numpy(np.stack([video.labels[t, 8::16, 8::16] == 1 for t in memory_frames])).flatten()
+cell = video.labels.shape[1] // height  # frame pixels per grid cell (8 at 192 x 320, 16 at the frame's own size)
+on_object = torch.from_numpy(np.stack([video.labels[t, cell // 2::cell, cell // 2::cell] == 1
+                                       for t in memory_frames])).flatten()  # T h w: cell centres on object 1
 print(f"weight on object 1 in memory: top-k {column[on_object].sum():.2f}, plain softmax {dense[on_object].sum():.2f}")
 viz.show_heatmaps(torch.stack([dense, column]).view(2, len(memory_frames), height, width),
                   row_titles=["plain softmax", f"top-{config.top_k}"],

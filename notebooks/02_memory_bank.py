@@ -59,7 +59,7 @@ import pandas as pd
 import torch
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.config import InferenceConfig
+from qmvos_lab.train.validate import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.model.blocks import gated_update
@@ -77,7 +77,7 @@ from qmvos_lab.model.memory_read import get_similarity, softmax_affinity
 # %%
 net = zoo.trained("xmem-small", PRESET)
 video = generate_video(SyntheticConfig(num_objects=3, length=LENGTH), seed=7)
-config = InferenceConfig(size=-1, **MEMORY)  # size=-1: the frame's own 96 x 160 (a 6 x 10 grid)
+config = generated_config(net, **MEMORY)  # frames at net.inference_size: 192 x 320 (a 12 x 20 grid) for cpu-tiny
 segmenter = VideoSegmenter(net, config, trace=True)
 
 gates = {}  # frame -> {"decoder" | "deep": the gate pre-activations of the sensory update}
@@ -132,7 +132,7 @@ fig
 # %% [markdown]
 # ## 3. The sensory memory and its GRU-like update (Sec. 3.4)
 #
-# Each object carries a hidden state h (C<sup>h</sup> = 32 channels on the 6 x 10 grid) that the decoder reads
+# Each object carries a hidden state h (C<sup>h</sup> = 32 channels on the 12 x 20 grid) that the decoder reads
 # together with the memory readout. After decoding, a convolution of the decoder's multi-scale
 # features and h gives three maps per channel: a forget gate f, an update gate u and a candidate c;
 # then
@@ -276,7 +276,7 @@ viz.memory_over_time(frames, working, long_term, events=events)
 # %%
 assert max(working) <= config.max_mid_term_frames * area
 assert max(long_term) <= config.max_long_term_elements
-unbounded = VideoSegmenter(net, InferenceConfig(size=-1, enable_long_term=False, **MEMORY))
+unbounded = VideoSegmenter(net, generated_config(net, enable_long_term=False, **MEMORY))
 unbounded_sizes = []
 for t, frame in enumerate(video.frames):
     unbounded.step(frame, given.get(t), end=t == LENGTH - 1)

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.config import InferenceConfig
+from qmvos_lab.train.validate import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.inference.preprocess import pad_to_multiple, to_image_tensor
@@ -215,7 +215,7 @@ given = entering.given_masks()
 print("first frame of each object:", entering.first_frame,
       "| given masks on frames", {f: sorted(int(i) for i in np.unique(m) if i) for f, m in given.items()})
 
-segmenter = VideoSegmenter(net, InferenceConfig(size=-1, mem_every=3), trace=True)
+segmenter = VideoSegmenter(net, generated_config(net, mem_every=3), trace=True)
 results = [segmenter.step(frame, given.get(f), end=f == LENGTH - 1) for f, frame in enumerate(entering.frames)]
 for f, result in enumerate(results):
     known = sum(first <= f for first in entering.first_frame)  # objects that have entered by frame f

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.config import InferenceConfig
+from qmvos_lab.train.validate import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.inference.preprocess import to_image_tensor
@@ -252,7 +252,7 @@ pd.DataFrame((unit @ unit.T).numpy(), index=names, columns=names).round(2)  # co
 # averaged) over each object's readout grid, upsampled over the frame.
 
 # %%
-segmenter = VideoSegmenter(net, InferenceConfig(size=-1), record_attention=True)
+segmenter = VideoSegmenter(net, generated_config(net), record_attention=True)  # at net.inference_size
 given = video.given_masks()
 results = [segmenter.step(image, given.get(t), end=t == len(video.frames) - 1) for t, image in enumerate(video.frames)]
 last = results[-1]

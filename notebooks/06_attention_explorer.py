@@ -107,7 +107,8 @@ viz.show_frames(frames[::3], ground_truth=labels[::3], columns=4, titles=[f"fram
 # %% [markdown]
 # ## 2. A traced run
 #
-# `record` segments the video with `VideoSegmenter(net, InferenceConfig(size=-1), trace=True)`
+# `record` segments the video with `VideoSegmenter(net, generated_config(net), trace=True)` (frames
+# resized to the size the network was trained for, `net.inference_size`)
 # and keeps every frame's `FrameTrace`. For QMVOS each segmented frame holds
 # `qcim_attention["cross"]`, 1 x N x heads x N_obj x h x w: for each query and head, the weights
 # over every position of every object's readout (the stride-16 decoder feature of that object,

@@ -89,7 +89,7 @@ viz.show_frames(first_frame[None], ground_truth=first_mask[None], titles=["frame
 network = zoo.trained("qmvos-small", PRESET) if CHECKPOINT is None else load_checkpoint(CHECKPOINT)
 checkpoint = CHECKPOINT or str(network.cache_folder / "final.pth")
 command = [sys.executable, "-m", "qmvos_lab", "segment", "--frames", str(FRAMES), "--masks", str(MASKS),
-           "--checkpoint", checkpoint, "--output", str(OUTPUT / "results"), "--size", "-1",
+           "--checkpoint", checkpoint, "--output", str(OUTPUT / "results"), "--size", str(network.inference_size),
            "--overlay", str(OUTPUT / "overlay.gif"), "--overwrite", "--quiet"]
 print(" ".join(command[2:]))
 finished = subprocess.run(command, capture_output=True, text=True)
@@ -106,7 +106,7 @@ assert len(results) == len(source)
 # runs; it is also how you would put QMVOS Lab into your own application.
 
 # %%
-segmenter = VideoSegmenter(network, InferenceConfig(size=-1))
+segmenter = VideoSegmenter(network, InferenceConfig(size=network.inference_size))
 labels = []
 for t, frame in enumerate(source):
     result = segmenter.step(frame, first_mask if t == 0 else None, end=t == len(source) - 1)

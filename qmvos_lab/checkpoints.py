@@ -88,6 +88,13 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
     """Load a checkpoint file on the CPU. Returns (state dict, saved QMVOS Lab config or None)."""
+    state, saved_config, _ = read_checkpoint_file(path)
+    return state, saved_config
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> tuple[dict, dict | None, int]:
+    """Load a checkpoint file on the CPU. Returns (state dict, saved QMVOS Lab config or None,
+    the inference size its training recipe saved: -1 for other files)."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
@@ -102,7 +109,12 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
                               f"not loadable safely ({first_line}); {advice}") from None
     if not isinstance(content, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(content).__name__}, not a state dict")
-    saved_config = content.get("config") if content.get("format") == "qmvos-lab" else None
+    ours = content.get("format") == "qmvos-lab"
+    saved_config = content.get("config") if ours else None
+    inference_size = content.get("inference_size", -1) if ours else -1
+    if not isinstance(inference_size, int) or isinstance(inference_size, bool):
+        raise CheckpointError(f"checkpoint {path}: its inference_size is a {type(inference_size).__name__}, "
+                              "not an integer; re-save it with save_checkpoint")
     for wrapper in ("network", "model", "state_dict"):
         if isinstance(content.get(wrapper), dict):
             content = content[wrapper]
@@ -113,7 +125,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
             raise CheckpointError(f"checkpoint {path} is not a state dict: entry {name!r} is a "
                                   f"{type(value).__name__}, not a tensor")
         state[name.removeprefix("module.")] = value
-    return state, saved_config
+    return state, saved_config, inference_size
 
 
 def _require(state: dict, key: str, path) -> torch.Tensor:
@@ -225,12 +237,13 @@ def load_checkpoint(source: str | os.PathLike, device: str | torch.device = "cpu
     The returned model carries `model.checkpoint_info` (variant, config, conversion notes).
     """
     path = resolve_source(source, cache_dir, progress)
-    state, saved_config = read_state_dict(path)
+    state, saved_config, inference_size = read_checkpoint_file(path)
     info = inspect_state_dict(state, str(source), saved_config)
     state = pad_single_object_value_conv(state)
     model = build_network(info.config)
     load_state_dict_checked(model, state, str(source))
     model.checkpoint_info = info
+    model.inference_size = inference_size
     return model.to(device).eval()
 
 
@@ -259,8 +272,10 @@ def qmvos_from_xmem(source, config: ModelConfig | None = None, progress: bool = 
 
 
 def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:
-    """Write a QMVOS Lab checkpoint (network + config + `extra`) atomically: temp file, then rename."""
-    content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(), **extra}
+    """Write a QMVOS Lab checkpoint (network + config + its inference size + `extra`) atomically: temp
+    file, then rename."""
+    content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(),
+               "inference_size": int(getattr(model, "inference_size", -1)), **extra}
     with atomic_path(path) as tmp:
         torch.save(content, tmp)
     return Path(path)

@@ -181,6 +181,10 @@ class TrainConfig:
     start_warm / end_warm: fractions of `iterations` for the bootstrapped cross-entropy.
     crop_scale: the area fraction (low, high) of the frame each random crop covers before it is
         resized to crop_size (XMem: 0.36-1); it sets the zoom at which objects are seen.
+    inference_size: the shorter side to which the trained network resizes generated frames when it
+        segments them (validation, the zoo, the demo, the ablation runner, the notebooks): a recipe
+        that trains on zoomed crops segments at the same zoom. -1 keeps their own 96 px. Stored in
+        the checkpoints as `network.inference_size`.
     skip_scale: multiplies XMem's skip curriculum (max frame gap 5 -> 10 -> 15 -> 5).
     """
 
@@ -209,6 +213,7 @@ class TrainConfig:
     num_ref_frames: int = 3
     crop_size: int = 384
     crop_scale: tuple[float, float] = (0.36, 1.0)  # data/clips.py's XMEM_CROP_SCALE (config imports no data code)
+    inference_size: int = -1
     max_objects: int = 3
     skip_scale: float = 1.0
     start_warm: float = 0.2
@@ -233,6 +238,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale}")
         if self.skip_scale <= 0:
             raise ValueError(f"TrainConfig.skip_scale must be positive, got {self.skip_scale}")
+        if self.inference_size != -1 and self.inference_size < 16:
+            raise ValueError(f"TrainConfig.inference_size must be -1 (the frames' own size) or at least 16, "
+                             f"got {self.inference_size}")
         if self.model_size not in MODEL_SIZES:
             raise ValueError(f"TrainConfig.model_size must be one of {list(MODEL_SIZES)}, got {self.model_size!r}")
         if self.lr_schedule not in ("step", "cosine"):

@@ -33,7 +33,7 @@ from .errors import CheckpointError, UserError
 from .train.presets import PRESETS, preset
 
 # Bump when a change to the training code (recipe, data, losses) changes the weights it produces.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 SIZE = "small"
 SMOKE_ITERATIONS = 12
 DEFAULT_PRESET = "cpu-tiny"

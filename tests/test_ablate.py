@@ -316,3 +316,13 @@ def test_results_are_stored_in_the_cache_entry(cache, monkeypatch):
     table = ablate.run_ablations(["xmem"], [3], "cpu-tiny", overrides=TINY, smoke=False, progress=False,
                                  eval_videos=1)
     assert table.attrs["reused"] == 1 and table["J&F"].tolist() == [0.6] and table["seed"].tolist() == [3]
+
+
+def test_runs_are_scored_at_their_recipes_inference_size_on_generated_splits_only():
+    network = type("Network", (), {"inference_size": 192})()
+    generated = ablate.eval_set_from("synthetic-hard")
+    assert generated.inference_config(network).size == 192
+    assert generated.inference_config().size == -1  # no network: the frames' own size
+    assert ablate.eval_set_from("synthetic-hard", inference={"size": 96}).inference_config(network).size == 96
+    davis = ablate.eval_set_from("davis2017:/nowhere")  # real frames keep their size
+    assert davis.inference_config(network).size == -1

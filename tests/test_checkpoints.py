@@ -228,3 +228,18 @@ def test_imagenet_init_of_the_small_size_takes_resnet18_for_both_encoders(tmp_pa
     model = init_from_imagenet(build_network(ModelConfig.of_size("small")), resnet18=tmp_path / "r18.pth", seed=0)
     assert torch.equal(model.key_encoder.layer3[1].conv2.weight, r18.layer3[1].conv2.weight)
     assert torch.equal(model.value_encoder.layer3[1].conv2.weight, r18.layer3[1].conv2.weight)
+
+
+def test_the_inference_size_of_a_recipe_travels_with_its_checkpoint(tmp_path):
+    """A network trained on zoomed crops must segment at the same zoom wherever it is loaded."""
+    network = build_network(ModelConfig.of_size("small"))
+    assert network.inference_size == -1  # a fresh network: frames at their own size
+    network.inference_size = 192
+    save_checkpoint(network, tmp_path / "zoomed.pth")
+    assert load_checkpoint(tmp_path / "zoomed.pth").inference_size == 192
+    torch.save(random_official_state(), tmp_path / "XMem.pth")  # released weights carry no recipe
+    assert load_checkpoint(tmp_path / "XMem.pth").inference_size == -1
+    content = torch.load(tmp_path / "zoomed.pth", weights_only=True)
+    torch.save({**content, "inference_size": "192"}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="inference_size is a str, not an integer"):
+        load_checkpoint(tmp_path / "bad.pth")

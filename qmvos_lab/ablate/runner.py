@@ -153,8 +153,13 @@ class EvalSet:
     overrides: tuple = ()
     inference: tuple = ()  # InferenceConfig fields (sorted pairs); size=-1 keeps the frame size
 
-    def inference_config(self) -> InferenceConfig:
-        return InferenceConfig(**{"size": -1, **dict(self.inference)})
+    def inference_config(self, network=None) -> InferenceConfig:
+        """The given InferenceConfig fields; the size, unless given, is the network's recipe's for a
+        generated split (`network.inference_size`, which the run's cache key already fixes) and the
+        frames' own for DAVIS."""
+        generated = not self.name.startswith(("davis2017:", "davis2016:"))
+        size = getattr(network, "inference_size", -1) if generated else -1
+        return InferenceConfig(**{"size": size, **dict(self.inference)})
 
     def key(self) -> str:
         blob = json.dumps({"set": self.name, "videos": self.videos, "overrides": list(self.overrides),
@@ -297,7 +302,7 @@ def evaluate(network, eval_set: EvalSet, progress: bool = False) -> list[dict]:
     from ..train.validate import copy_first_mask, jf_table, segment_generated
 
     videos = eval_videos(eval_set)
-    config = eval_set.inference_config()
+    config = eval_set.inference_config(network)
     if progress:
         from tqdm.auto import tqdm
 

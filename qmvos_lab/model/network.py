@@ -47,6 +47,9 @@ class XMem(nn.Module):
         self.value_encoder = ValueEncoder(c.value_dim, c.hidden_dim, c.single_object, f16_dim)
         self.key_proj = KeyProjection(f16_dim, c.key_dim)
         self.decoder = Decoder(c.value_dim, c.hidden_dim, c.feature_dims, c.decoder_dims)
+        # the shorter side to which this network resizes generated frames (its training recipe's
+        # TrainConfig.inference_size, saved in its checkpoints; -1: their own size). Not a weight.
+        self.inference_size = -1
 
     @property
     def key_dim(self) -> int:

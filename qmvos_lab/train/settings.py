@@ -100,6 +100,8 @@ RANGES = {
     "crop_size": (lambda v: v >= 16 and v % 16 == 0, "a positive multiple of 16 (the network's stride)"),
     "max_objects": (_positive, "a positive integer"),
     "skip_scale": (_positive, "positive"),
+    "inference_size": (lambda v: v == -1 or v >= 16, "-1 (the generated frames' own size) or a size of at least 16 "
+                       "pixels, e.g. inference_size=192"),
     "crop_scale": (lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
                    "two area fractions low,high with 0 < low <= high <= 1 (e.g. crop_scale=0.36,1)"),
     "start_warm": (lambda v: 0 <= v <= 1, "a fraction of the iterations, between 0 and 1"),

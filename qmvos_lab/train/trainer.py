@@ -37,6 +37,7 @@ from ..atomic import atomic_path, empty_folder
 from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, save_checkpoint
 from ..config import TrainConfig
 from ..errors import UserError
+from ..inference.fast import autocast_dtype
 from ..model import build_network
 from ..resources import peak_memory_mib
 from .clip_pass import PassConfig, TrainWrapper
@@ -105,6 +106,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self._seed_everything(config.seed * 1000 + self.rank)
         self.model = self._build_model().to(self.device)
+        self.model.inference_size = config.inference_size  # saved with it: how it segments generated videos
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if config.compile:  # in place, so that state-dict keys stay those of the released networks
@@ -122,9 +124,8 @@ class Trainer:
                                            lr=config.lr, weight_decay=config.weight_decay,
                                            fused=self.device.type == "cuda")
         self.scheduler = build_scheduler(self.optimizer, config)
-        self.amp_dtype = None
-        if config.amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # amp: bf16 autocast where supported (GPUs with bf16, and CPUs), fp16 with a gradient scaler otherwise
+        self.amp_dtype = autocast_dtype(self.device) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.dataset = build_dataset(config)
         self.sampler = EpochSampler(len(self.dataset), config.seed, config.batch_size, config.iterations,

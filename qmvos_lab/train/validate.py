@@ -27,11 +27,19 @@ def jf_mean(table: pd.DataFrame) -> float:
     return float((table["J-Mean"].mean() + table["F-Mean"].mean()) / 2)
 
 
+def generated_config(model, **fields) -> InferenceConfig:
+    """The inference settings for generated videos: frames resized to the size `model`'s training
+    recipe segments them at (`model.inference_size`, e.g. 192 for the CPU presets, which train on
+    2x zoomed crops; -1 keeps their own 96 px), with `fields` (other InferenceConfig settings) on top."""
+    return InferenceConfig(**{"size": getattr(model, "inference_size", -1), **fields})
+
+
 def segment_generated(model, videos: list[GeneratedVideo], config: InferenceConfig | None = None,
                       record_attention_of: int | None = None):
-    """Predicted label maps (T x H x W) for each video; optionally the per-frame results of one
-    video with QCIM attention recorded (for figures)."""
-    config = config or InferenceConfig(size=-1)
+    """Predicted label maps (T x H x W, at the videos' own size) for each video, segmented with
+    `config` (default: `generated_config(model)`); optionally the per-frame results of one video
+    with QCIM attention recorded (for figures)."""
+    config = config or generated_config(model)
     predictions, recorded = [], None
     for index, video in enumerate(videos):
         segmenter = VideoSegmenter(model, config, record_attention=index == record_attention_of)

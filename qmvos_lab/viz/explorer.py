@@ -105,14 +105,14 @@ class Recording:
 def record(network, frames, given_masks: Mapping[int, np.ndarray], ground_truth=None, config=None,
            name: str = "video", device: str = "cpu") -> Recording:
     """Segment `frames` (T x H x W x 3 uint8) with `network`, giving `given_masks[t]` on frame t,
-    with the trace on (`VideoSegmenter(..., trace=True)`; `config` defaults to the frames' own
-    size, `InferenceConfig(size=-1)`)."""
-    from ..config import InferenceConfig
+    with the trace on (`VideoSegmenter(..., trace=True)`; `config` defaults to the size the
+    network's recipe segments generated videos at, `generated_config(network)`)."""
     from ..inference import VideoSegmenter
+    from ..train.validate import generated_config
 
     if 0 not in given_masks:
         raise UserError(f"{name}: record needs a mask on frame 0 (given_masks[0]), where tracking starts")
-    config = config or InferenceConfig(size=-1)
+    config = config or generated_config(network)
     frames = to_numpy(frames)
     segmenter = VideoSegmenter(network, config, device=device, trace=True)
     results = [segmenter.step(frame, given_masks.get(t), end=t == len(frames) - 1) for t, frame in enumerate(frames)]

@@ -60,6 +60,10 @@ def test_resume_continues_exactly_and_writes_the_run_folder(tmp_path):
     assert json.loads((run / "config.json").read_text())["train"]["name"] == "cpu-tiny"
     final = load_checkpoint(run / "final.pth")
     assert load_checkpoint(run / "checkpoint.pth").config == final.config  # training checkpoints load safely too
+    # the CPU recipe trains in bf16 with channels-last (exactly resumable all the same) on 2x zoomed
+    # crops, and its networks segment generated videos at the same zoom
+    assert interrupted.amp_dtype == torch.bfloat16 and config.channels_last
+    assert final.inference_size == config.inference_size == 192
     straight_final = torch.load(tmp_path / "straight" / "final.pth", weights_only=True)["network"]
     for name, value in final.state_dict().items():
         torch.testing.assert_close(value, straight_final[name], rtol=0, atol=0)

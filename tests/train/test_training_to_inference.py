@@ -59,3 +59,15 @@ def test_a_network_fitted_by_training_segments_the_same_at_inference(tmp_path, a
             # close, not equal: inference reads the top 30 memory entries and, on memory frames, takes
             # the deep sensory update instead of the decoder's (both as upstream)
             assert float(jaccard(training_labels == object_id, inferred)) > 0.75, (t, object_id)
+
+
+def test_generated_videos_are_segmented_at_the_size_the_recipe_trained_for():
+    from qmvos_lab.train.validate import generated_config
+
+    config = preset("cpu-tiny")
+    assert config.inference_size == 192  # 2x the generated 96 px: the crops zoom objects 1.75-2.3x
+    network = torch.nn.Module()
+    assert generated_config(network).size == -1  # no recipe: the frames' own size
+    network.inference_size = config.inference_size
+    assert generated_config(network) == InferenceConfig(size=192)
+    assert generated_config(network, mem_every=2, size=96) == InferenceConfig(size=96, mem_every=2)
