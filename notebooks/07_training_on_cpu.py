@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -30,7 +30,10 @@
 # (the same recipe and loss).
 #
 # Everything runs on a laptop CPU with the `cpu-tiny` preset: the "small" network (ResNet-18 key
-# encoder) on generated clips of 4 frames at 64 x 64 pixels. Notebook 08 covers the GPU presets.
+# encoder) on generated clips of 4 frames at 128 x 128 pixels, cut from a fifth to a third of a
+# 96 x 160 frame so that objects are seen at about twice their size (the trained network segments
+# generated videos at that zoom too: `net.inference_size`, 192), in bf16 with channels-last
+# tensors. Notebook 08 covers the GPU presets.
 
 # %% tags=["parameters"]
 from qmvos_lab.zoo import smoke_mode
