@@ -21,7 +21,7 @@ from ..config import TrainConfig
 # The generated videos are short, so the skip curriculum is scaled down (2 -> 4 -> 6 -> 2 frames);
 # one epoch covers the run, so the in-memory video cache lives as long as the run (workers=0: a
 # worker would compete with training for the two cores).
-CPU_TINY = dict(data="generated", model_size="small", iterations=720, batch_size=2, num_frames=4, crop_size=128,
+CPU_TINY = dict(data="generated", model_size="small", iterations=680, batch_size=2, num_frames=4, crop_size=128,
                 crop_scale=(0.2, 0.35), inference_size=192, amp=True, channels_last=True, lr=3e-4,
                 lr_schedule="cosine", warmup=0.05, start_warm=0.3, end_warm=0.8, skip_scale=0.4,
                 samples_per_epoch=2000, workers=0, log_every=10, checkpoint_every=100)
@@ -30,7 +30,7 @@ PRESETS = {
     "cpu-tiny": CPU_TINY,
     # cpu-tiny cut to 90 s a network, for the notebooks and the ablation runner's quick runs (lr 6e-4 learnt
     # no more in this short run)
-    "cpu-quick": {**CPU_TINY, "iterations": 210, "samples_per_epoch": 420, "checkpoint_every": 70},
+    "cpu-quick": {**CPU_TINY, "iterations": 190, "samples_per_epoch": 380, "checkpoint_every": 95},
     "gpu-davis16": dict(data="davis16", iterations=3000, batch_size=8, num_frames=8, crop_size=384, lr=5e-5,
                         lr_steps=(0.8,), amp=True, workers=8, samples_per_epoch=20000, log_every=20,
                         checkpoint_every=500),
