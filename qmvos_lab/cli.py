@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train XMem and QMVOS briefly on generated data (no downloads), segment and "
                                       "evaluate synthetic-val, and write a J&F table, an overlay GIF and "
                                       "an attention figure to outputs/demo/.")
-    demo.add_argument("--iterations", type=positive_int, default=260,
+    demo.add_argument("--iterations", type=positive_int, default=260,  # demo.DEMO_ITERATIONS (not imported: torch)
                       help="training iterations per model (default 260)")
     demo.add_argument("--videos", type=positive_int, default=8, help="synthetic-val videos to evaluate (default 8)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the table and figures")

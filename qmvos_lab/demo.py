@@ -2,8 +2,8 @@
 CPU cores:
 
 1. write the synthetic-val split in the DAVIS layout (data/generated/);
-2. train XMem and QMVOS from scratch with the cpu-tiny preset ("small" networks), 250 iterations
-   each instead of the preset's 750 (about 1.5 minutes each on 2 cores), through the trained-network
+2. train XMem and QMVOS from scratch with the cpu-tiny preset ("small" networks), 260 iterations
+   each instead of the preset's 680 (under 2 minutes each on 2 cores), through the trained-network
    cache (qmvos_lab.zoo), so that a second run, and the notebooks, load them in seconds;
 3. segment synthetic-val videos with both, evaluate J&F (DAVIS protocol) next to the
    "copy the first mask" baseline;
@@ -29,7 +29,7 @@ from .viz.overlay import overlay, write_video
 from .viz.save import save_figure
 
 DEMO_PRESET = "cpu-tiny"
-DEMO_ITERATIONS = 250  # per network: the two trainings and the rest fit in five minutes on 2 cores
+DEMO_ITERATIONS = 260  # per network: the two trainings and the rest fit in five minutes on 2 cores
 
 
 def run_demo(iterations: int = DEMO_ITERATIONS, videos: int = 8, output: str | Path = "outputs/demo",
