@@ -91,3 +91,10 @@ def test_console_script_runs_the_demo(tmp_path):
     trained = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "trained").iterdir())
     assert trained == ["qmvos-small", "xmem-small"]  # the demo's networks live in the shared cache
     assert all((p / "final.pth").is_file() for p in (tmp_path / "cache" / "trained").iterdir())
+
+
+def test_the_demo_command_trains_the_demo_modules_iterations():
+    from qmvos_lab.cli import build_parser
+    from qmvos_lab.demo import DEMO_ITERATIONS
+
+    assert build_parser().parse_args(["demo"]).iterations == DEMO_ITERATIONS
