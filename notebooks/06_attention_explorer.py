@@ -60,7 +60,7 @@ from IPython.display import HTML, Image
 from qmvos_lab import viz, zoo
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video, plan_scene
 from qmvos_lab.data.synthetic_events import alike_pairs, events_of, object_timeline, scene_events
-from qmvos_lab.inference.preprocess import pad_to_multiple
+from qmvos_lab.inference.preprocess import pad_to_multiple, resized_shape
 from qmvos_lab.viz.explorer import AttentionExplorer, metrics_across_variants, record
 
 OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "06_attention_explorer"
@@ -130,8 +130,8 @@ print("object ids in internal (query) order:", recording.object_ids[t0])
 # Take the query of object 1 on frame `t0`, its weights averaged over heads: A, N_obj x h x w.
 # - **own-object mass**: the sum of A over object 1's readout. 1 would mean it reads only itself.
 # - **in-mask ratio**: of that, the share inside object 1's ground truth. A grid cell counts with
-#   the fraction of its 16 x 16 pixels inside the mask, as the network saw the frame (padded to a
-#   multiple of 16, centred).
+#   the fraction of its 16 x 16 pixels inside the mask, as the network saw the frame (resized to
+#   `net.inference_size` with nearest neighbour, padded to a multiple of 16, centred).
 # - **entropy** of A over all N_obj h w positions (nats; log(N_obj h w) is uniform attention).
 # - **centroid distance**: pixels between the attention-weighted centre of the grid cells of object
 #   1's readout and the centre of object 1's mask.
@@ -142,11 +142,14 @@ q = recording.object_ids[t0].index(query_id)  # its internal index
 A = cross[0, q].mean(0)  # N_obj x h x w
 h, w = A.shape[-2:]
 mask = torch.from_numpy(labels[t0] == query_id).float()
-padded, (left, right, top, bottom) = pad_to_multiple(mask[None])
+net_shape = resized_shape(*mask.shape, recording.size)  # the frame as the network saw it (192 x 320 here)
+net_mask = F.interpolate(mask[None, None], size=net_shape, mode="nearest")[0]  # 1 x H' x W'
+padded, (left, right, top, bottom) = pad_to_multiple(net_mask)
 coverage = F.avg_pool2d(padded, 16)[0]  # h x w: share of each cell inside the mask
 own = A[q]
-rows = (torch.arange(h) + 0.5) * 16 - 0.5 - top  # cell centres in frame pixels
-cols = (torch.arange(w) + 0.5) * 16 - 0.5 - left
+scale_y, scale_x = mask.shape[0] / net_shape[0], mask.shape[1] / net_shape[1]  # frame pixels per network pixel
+rows = ((torch.arange(h) + 0.5) * 16 - 0.5 - top + 0.5) * scale_y - 0.5  # cell centres in frame pixels
+cols = ((torch.arange(w) + 0.5) * 16 - 0.5 - left + 0.5) * scale_x - 0.5
 centre = torch.stack([(own.sum(1) * rows).sum(), (own.sum(0) * cols).sum()]) / own.sum()
 ys, xs = torch.nonzero(mask, as_tuple=True)
 by_hand = {"own-object mass": own.sum(), "in-mask ratio": (own * coverage).sum() / own.sum(),
