@@ -143,6 +143,9 @@ def seeds_from(seeds: Sequence[int] | str | int) -> list[int]:
     return out
 
 
+DAVIS_PREFIXES = ("davis2017:", "davis2016:")  # eval sets read from a DAVIS folder: "davis2017:ROOT"
+
+
 @dataclass(frozen=True)
 class EvalSet:
     """What a run is scored on: a generated split (`name` in SPLITS; `overrides` are SyntheticConfig
@@ -157,9 +160,13 @@ class EvalSet:
         """The given InferenceConfig fields; the size, unless given, is the network's recipe's for a
         generated split (`network.inference_size`, which the run's cache key already fixes) and the
         frames' own for DAVIS."""
-        generated = not self.name.startswith(("davis2017:", "davis2016:"))
-        size = getattr(network, "inference_size", -1) if generated else -1
+        size = -1 if self.is_davis else getattr(network, "inference_size", -1)
         return InferenceConfig(**{"size": size, **dict(self.inference)})
+
+    @property
+    def is_davis(self) -> bool:
+        """A DAVIS folder's val split (real frames), not a generated split."""
+        return self.name.startswith(DAVIS_PREFIXES)
 
     def key(self) -> str:
         blob = json.dumps({"set": self.name, "videos": self.videos, "overrides": list(self.overrides),
@@ -175,7 +182,7 @@ def eval_set_from(name: str = DEFAULT_EVAL_SET, videos: int | None = None, overr
     if name in TRAINING_SPLITS:
         raise UserError(f"eval set {name!r} is the training split; evaluate on a held-out one "
                         f"({', '.join(s for s in SPLITS if s not in TRAINING_SPLITS)})")
-    if name not in SPLITS and not name.startswith(("davis2017:", "davis2016:")):
+    if name not in SPLITS and not name.startswith(DAVIS_PREFIXES):
         held_out = ", ".join(s for s in SPLITS if s not in TRAINING_SPLITS)
         raise UserError(f"unknown eval set {name!r}; choose from {held_out} or davis2017:ROOT / davis2016:ROOT "
                         "(a DAVIS folder)")
@@ -192,7 +199,7 @@ def eval_set_from(name: str = DEFAULT_EVAL_SET, videos: int | None = None, overr
 @functools.lru_cache(maxsize=4)
 def eval_videos(eval_set: EvalSet) -> list:
     """The videos of an eval set (GeneratedVideo: frames, labels, given_masks), cached in memory."""
-    if eval_set.name.startswith(("davis2017:", "davis2016:")):
+    if eval_set.is_davis:
         from .davis import davis_videos
 
         year, _, root = eval_set.name.partition(":")
