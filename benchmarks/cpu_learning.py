@@ -35,6 +35,8 @@ import torch
 import qmvos_lab.train.trainer as trainer_module
 from qmvos_lab.config import InferenceConfig
 from qmvos_lab.data.synthetic import SPLITS, SyntheticConfig, generate_video, split_videos
+from qmvos_lab.machine import cpu_line
+from qmvos_lab.train.fast_path import resolve_fast_path
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.settings import parse_settings
 from qmvos_lab.train.trainer import Trainer
@@ -169,10 +171,12 @@ def main() -> None:
     args.overrides = parse_settings(args.sets)  # the CLI's --set parser: typed values, unknown keys refused
     videos = scoring_videos(args.split, args.videos)
     baseline = jf_mean(jf_table(videos, copy_first_mask(videos)))
-    config = preset(args.preset, **args.overrides)
+    config = resolve_fast_path(preset(args.preset, **args.overrides), device="cpu")  # "auto": timed once per CPU
+    print(cpu_line())
     print(f"{args.preset} on {torch.get_num_threads()} threads: {config.iterations} iterations, batch "
           f"{config.batch_size} x {config.num_frames} frames, {config.crop_size}² crops, lr {config.lr} "
-          f"({config.lr_schedule}){', bf16' if config.amp else ''}{', channels-last' if config.channels_last else ''}; "
+          f"({config.lr_schedule}), {'bf16' if config.amp else 'fp32'}{' + channels-last' if config.channels_last else ''}"
+          f" (amp / channels_last as resolved on this CPU); "
           f"scoring {len(videos)} {args.split} videos at "
           f"{args.eval_size if args.eval_size is not None else config.inference_size} px "
           f"(copy the first mask: {baseline:.3f})")

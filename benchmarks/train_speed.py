@@ -26,9 +26,12 @@ import torch
 from qmvos_lab.ablations import model_config
 from qmvos_lab.atomic import atomic_path
 from qmvos_lab.inference.fast import autocast_dtype
+from qmvos_lab.machine import cpu_line
 from qmvos_lab.model import build_network
 from qmvos_lab.train.clip_pass import PassConfig, clip_pass
+from qmvos_lab.train.fast_path import resolve_fast_path
 from qmvos_lab.train.losses import clip_loss
+from qmvos_lab.train.presets import preset
 from qmvos_lab.train.trainer import freeze_batchnorm
 
 
@@ -71,7 +74,7 @@ def time_steps(name, batch, args, device, amp: bool, compile_: bool):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - tic) / args.steps
-    memory = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
+    memory = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None  # no CPU figure
     return batch / seconds, 1 / seconds, memory
 
 
@@ -94,6 +97,13 @@ def main():
     if not set(modes) <= set(known):
         raise SystemExit(f"--modes: choose from {', '.join(known)}")
     print(f"{device}, {args.size} networks, {args.frames} frames, {args.crop}x{args.crop}, {args.objects} objects")
+    if device.type == "cpu":
+        print(cpu_line())
+        config = preset("cpu-tiny", ablation="xmem", model_size=args.size, batch_size=args.batches[0],
+                        num_frames=args.frames, crop_size=args.crop, max_objects=args.objects)
+        chosen = resolve_fast_path(config, device="cpu")  # measured once per machine, then read from the cache
+        print(f"amp=auto on this CPU at this shape: {'bf16' if chosen.amp else 'fp32'}"
+              f"{' + channels-last' if chosen.channels_last else ''} (benchmarks/cpu_precision.py times every class)")
     rows = []
     for batch in args.batches:
         for name in ("xmem", "qmvos"):
@@ -108,8 +118,8 @@ def main():
                     torch.cuda.empty_cache()
                     print(f"  {name:6s} batch {batch:2d} {label:12s} out of memory")
                     continue
-                print(f"  {name:6s} batch {batch:2d} {label:12s} {its:6.2f} it/s {clips:7.2f} clips/s  "
-                      f"peak {memory:.1f} GiB", flush=True)
+                peak = f"  peak {memory:.1f} GiB of GPU memory" if memory is not None else ""
+                print(f"  {name:6s} batch {batch:2d} {label:12s} {its:6.2f} it/s {clips:7.2f} clips/s{peak}", flush=True)
                 rows.append({"network": name, "size": args.size, "batch": batch, "mode": label, "it_per_s": its,
                              "clips_per_s": clips, "peak_gib": memory})
                 if args.csv:

@@ -74,7 +74,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
-                                amp=args.amp, compile=args.compile, channels_last=args.channels_last,
+                                amp={"on": True, "off": False}.get(args.amp, args.amp), compile=args.compile,
+                                channels_last=args.channels_last,
                                 save_scores=args.save_scores, overlay_path=args.overlay,
                                 overwrite=args.overwrite, progress=not args.quiet)
     print(summary.line())
@@ -248,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Train XMem and QMVOS briefly on generated data (no downloads), segment and "
                                       "evaluate synthetic-val, and write a J&F table, an overlay GIF and "
                                       "an attention figure to outputs/demo/.")
-    demo.add_argument("--iterations", type=positive_int, default=260,  # demo.DEMO_ITERATIONS (not imported: torch)
-                      help="training iterations per model (default 260)")
+    demo.add_argument("--iterations", type=positive_int, default=None,
+                      help="training iterations per model (default: at most 260, as many as fit the demo's time "
+                           "budget on this CPU, from a timing of its training step)")
     demo.add_argument("--videos", type=positive_int, default=8, help="synthetic-val videos to evaluate (default 8)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the table and figures")
     demo.add_argument("--cache", default=None,
@@ -292,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--max-long-term-elements", type=int, default=defaults.max_long_term_elements,
                          help=f"long-term memory capacity (default {defaults.max_long_term_elements})")
     segment.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
-    segment.add_argument("--amp", action="store_true",
-                         help="autocast: bf16 (fp16 on GPUs without bf16); on a CPU it pays with AMX / AVX512-BF16")
+    segment.add_argument("--amp", nargs="?", const="on", default="off", choices=["on", "off", "auto"],
+                         help="autocast: bf16 (fp16 on GPUs without bf16); `--amp auto` times fp32 and bf16 on this "
+                              "CPU once (per network and frame size) and keeps the faster (default off: exact fp32)")
     segment.add_argument("--compile", action="store_true", help="torch.compile the network (the first frames compile)")
     segment.add_argument("--channels-last", action="store_true", help="NHWC weights and features")
     segment.add_argument("--save-scores", action="store_true",

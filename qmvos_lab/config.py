@@ -186,6 +186,9 @@ class TrainConfig:
         that trains on zoomed crops segments at the same zoom. -1 keeps their own 96 px. Stored in
         the checkpoints as `network.inference_size`.
     skip_scale: multiplies XMem's skip curriculum (max frame gap 5 -> 10 -> 15 -> 5).
+    amp / channels_last: bf16 autocast (fp16 on GPUs without bf16) and the NHWC memory format; None
+        (given as "auto") lets `train.fast_path.resolve_fast_path` time both on this machine and keep
+        the faster. The CPU presets leave both to "auto"; a run's config.json holds the resolved values.
     """
 
     name: str = "run"
@@ -221,9 +224,11 @@ class TrainConfig:
     deep_update_prob: float = 0.2
     samples_per_epoch: int = 2000
     workers: int = 2
-    amp: bool = False
+    # None ("auto"): chosen by timing a few training steps on this machine (train/fast_path.py);
+    # resolved to True/False before a run starts, and saved resolved
+    amp: bool | None = False
     compile: bool = False
-    channels_last: bool = False
+    channels_last: bool | None = False
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
@@ -232,6 +237,12 @@ class TrainConfig:
     def __post_init__(self):
         self.lr_steps = tuple(self.lr_steps)
         self.crop_scale = tuple(self.crop_scale)
+        for name in ("amp", "channels_last"):  # "auto" is None: measured on this machine (train/fast_path.py)
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().lower() == "auto":
+                setattr(self, name, None)
+            elif value is not None and not isinstance(value, bool):
+                raise ValueError(f"TrainConfig.{name} must be true, false or 'auto', got {value!r}")
         if self.iterations <= 0 or self.batch_size <= 0 or self.num_frames < 2:
             raise ValueError("TrainConfig needs iterations > 0, batch_size > 0 and num_frames >= 2")
         if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:

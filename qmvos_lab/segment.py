@@ -26,6 +26,8 @@ from .data.frames import FrameSource, load_given_masks
 from .data.masks import VOID_LABEL, full_palette, read_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
+from .inference.fast import choose_amp
+from .inference.preprocess import resized_shape
 from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
 
@@ -137,7 +139,7 @@ def check_device(device: str) -> None:
 
 
 def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, config: InferenceConfig,
-                      device: str = "cpu", amp: bool = False, compile: bool = False, channels_last: bool = False,
+                      device: str = "cpu", amp: bool | str = False, compile: bool = False, channels_last: bool = False,
                       save_scores: bool = False,
                       overlay_path: str | os.PathLike | None = None, overwrite: bool = False,
                       progress: bool = True) -> SegmentSummary:
@@ -155,7 +157,13 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
             model = model.to(device).eval()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            segmenter = VideoSegmenter(model, config, device=device, amp=amp, compile=compile,
+            if amp == "auto":  # timed once per CPU, network size and frame size (inference/fast.py)
+                from .zoo import cache_root
+
+                shape = resized_shape(*frame_size, config.size)
+                amp = choose_amp(model, (shape[0] + -shape[0] % 16, shape[1] + -shape[1] % 16), device,
+                                 cache_root(), log=print if progress else None)
+            segmenter = VideoSegmenter(model, config, device=device, amp=bool(amp), compile=compile,
                                        channels_last=channels_last)
             model_seconds = 0.0
             frames_iter = iter(source)

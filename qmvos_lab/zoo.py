@@ -30,10 +30,11 @@ from .ablations import ABLATIONS, model_config
 from .checkpoints import load_checkpoint
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
+from .train.fast_path import resolve_fast_path
 from .train.presets import PRESETS, preset
 
 # Bump when a change to the training code (recipe, data, losses) changes the weights it produces.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 3  # resolved amp / channels_last are in the key, so the move to "auto" needs no bump
 SIZE = "small"
 SMOKE_ITERATIONS = 12
 DEFAULT_PRESET = "cpu-tiny"
@@ -91,7 +92,10 @@ def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
               model: ModelConfig | None = None) -> Entry:
     """The cache entry of a training config: a folder named after the network and a hash of the
     model config, the training config and the recipe version (in `cache_root(cache)`). `model`
-    trains a network that no name of ABLATIONS describes (the ablation runner's custom variants)."""
+    trains a network that no name of ABLATIONS describes (the ablation runner's custom variants).
+    The config's fast path left to "auto" is resolved first (measured once per machine,
+    train/fast_path.py), so that the key holds the precision the network is trained in."""
+    config = resolve_fast_path(config, cache)
     named = model_config(config.ablation, config.model_size)
     model = None if model is None or model == named else model
     train = {k: v for k, v in config.to_dict().items() if k not in ("name", "workers", "tensorboard")}

@@ -93,8 +93,21 @@ def test_console_script_runs_the_demo(tmp_path):
     assert all((p / "final.pth").is_file() for p in (tmp_path / "cache" / "trained").iterdir())
 
 
-def test_the_demo_command_trains_the_demo_modules_iterations():
+def test_the_demo_trains_what_fits_its_budget_on_this_cpu(tmp_path, monkeypatch):
+    """No --iterations: the demo module decides, from the timed step, at most DEMO_ITERATIONS."""
+    from qmvos_lab import demo
     from qmvos_lab.cli import build_parser
-    from qmvos_lab.demo import DEMO_ITERATIONS
 
-    assert build_parser().parse_args(["demo"]).iterations == DEMO_ITERATIONS
+    assert build_parser().parse_args(["demo"]).iterations is None
+    seen = []
+
+    def step_seconds(config, cache=None):
+        seen.append((config.amp, config.channels_last, config.iterations))
+        return speed
+
+    monkeypatch.setattr(demo, "step_seconds", step_seconds)
+    for speed, expected in ((0.3, demo.DEMO_ITERATIONS), (0.5, 170), (0.9, 90), (60.0, 10)):
+        iterations, step_s = demo.demo_iterations(tmp_path)
+        assert iterations == expected and step_s == speed * (1 + demo.DATA_SHARE)
+        assert iterations * step_s <= demo.TRAIN_BUDGET_S or iterations == 10
+    assert seen[0] == (None, None, demo.DEMO_ITERATIONS)  # the preset's "auto", resolved by the timing

@@ -208,3 +208,26 @@ def test_fast_switches_reach_segment(tmp_path, video, xmem_checkpoint, monkeypat
     # fp32 either way; random weights leave pixels near a tie, where rounding may flip one
     plain, fast = ([np.asarray(Image.open(tmp_path / run / f"{t:05d}.png")) for t in range(8)] for run in ("plain", "fast"))
     assert np.mean([(a == b).mean() for a, b in zip(plain, fast)]) > 0.995
+
+
+def test_amp_auto_times_both_once_and_passes_a_decision(tmp_path, video, xmem_checkpoint, monkeypatch, capsys):
+    """--amp auto: fp32 and bf16 timed on this CPU, the faster kept in the cache root's decisions and reused."""
+    import json
+
+    import qmvos_lab.segment as segment_module
+    from qmvos_lab.machine import DECISIONS
+
+    monkeypatch.setenv("QMVOS_LAB_CACHE", str(tmp_path / "cache"))
+    frames, masks, _ = video
+    seen = []
+    real = segment_module.VideoSegmenter
+    monkeypatch.setattr(segment_module, "VideoSegmenter",
+                        lambda *args, **kwargs: seen.append(kwargs["amp"]) or real(*args, **kwargs))
+    assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "a", "--amp", "auto")) == 0
+    (key, record), = json.loads((tmp_path / "cache" / DECISIONS).read_text()).items()
+    assert key.startswith("inference-") and set(record["median_s"]) == {"fp32", "bf16"}
+    assert seen == [record["amp"]] and isinstance(seen[0], bool)
+    record["amp"] = not record["amp"]  # a decision on file is read, not measured again
+    (tmp_path / "cache" / DECISIONS).write_text(json.dumps({key: record}))
+    assert main(segment_args(frames, masks, xmem_checkpoint, tmp_path / "b", "--amp", "auto")) == 0
+    assert seen[1] == record["amp"]

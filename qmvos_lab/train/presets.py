@@ -16,13 +16,15 @@ from ..config import TrainConfig
 #   their size (1.75-2.3x) with enough context around them, and the trained network segments generated
 #   videos at the same zoom (inference_size=192, twice their 96 px). At their own size objects cover
 #   one to four cells of the stride-16 memory grid, and matching has almost nothing to work with.
-# - bf16 autocast and channels-last (the CPU's bf16 matrix units): 1.6x and 1.2x more iterations a second.
+# - bf16 autocast and channels-last left to "auto" (None): each machine times them and keeps the faster
+#   (train/fast_path.py). bf16 paid 1.6x on a CPU with AMX and 1.7x on an AMD EPYC with AVX512-BF16, but
+#   cost 1.5x on an Intel Xeon with AVX512-BF16 and no AMX; channels-last paid 1.05-1.2x where measured.
 # - lr 3e-4 with a short warm-up and a cosine decay (6e-4 learns less in the same time).
 # The generated videos are short, so the skip curriculum is scaled down (2 -> 4 -> 6 -> 2 frames);
 # one epoch covers the run, so the in-memory video cache lives as long as the run (workers=0: a
 # worker would compete with training for the two cores).
 CPU_TINY = dict(data="generated", model_size="small", iterations=680, batch_size=2, num_frames=4, crop_size=128,
-                crop_scale=(0.2, 0.35), inference_size=192, amp=True, channels_last=True, lr=3e-4,
+                crop_scale=(0.2, 0.35), inference_size=192, amp=None, channels_last=None, lr=3e-4,
                 lr_schedule="cosine", warmup=0.05, start_warm=0.3, end_warm=0.8, skip_scale=0.4,
                 samples_per_epoch=2000, workers=0, log_every=10, checkpoint_every=100)
 

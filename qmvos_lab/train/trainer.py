@@ -20,6 +20,7 @@ on the CPU, NCCL on GPUs); each rank draws different clips.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -42,6 +43,7 @@ from ..model import build_network
 from ..resources import peak_memory_mib
 from .clip_pass import PassConfig, TrainWrapper
 from .data import build_dataset
+from .fast_path import resolve_fast_path
 from .losses import clip_loss
 from .schedule import build_scheduler
 
@@ -94,12 +96,13 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                  callback: Callable[[dict], None] | None = None, progress: bool = True):
-        self.config, self.run_dir, self.callback, self.progress = config, Path(run_dir), callback, progress
+        self.run_dir, self.callback, self.progress = Path(run_dir), callback, progress
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
+        self.config = config = self._resolve_fast_path(config, resume)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cuda":
@@ -153,6 +156,26 @@ class Trainer:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------ set-up
+    def _resolve_fast_path(self, config: TrainConfig, resume: bool) -> TrainConfig:
+        """amp / channels_last left to "auto": a resumed run keeps what it was started with (its
+        config.json), a new one times them on this machine (fast_path.py); either way resolved."""
+        if config.amp is not None and config.channels_last is not None:
+            return config
+        saved = self.run_dir / "config.json"
+        if resume and saved.is_file():
+            try:
+                train = json.loads(saved.read_text())["train"]
+                return dataclasses.replace(config, amp=bool(train["amp"]) if config.amp is None else config.amp,
+                                           channels_last=bool(train["channels_last"]) if config.channels_last is None
+                                           else config.channels_last)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: resolve anew; a different choice is then refused as a changed setting
+        if not self.distributed:
+            return resolve_fast_path(config, log=print if self.progress else None)
+        chosen = [resolve_fast_path(config, log=print if self.progress else None) if self.rank == 0 else None]
+        dist.broadcast_object_list(chosen, src=0)  # one choice for every rank: rank 0's
+        return chosen[0]
+
     @staticmethod
     def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)

@@ -93,6 +93,28 @@ class VideoWriter:
         self.tmp.unlink(missing_ok=True)
 
 
+def labelled_panels(panels: list[np.ndarray], titles: list[str] | tuple[str, ...], scale: int = 1) -> np.ndarray:
+    """H x W x 3 uint8 panels side by side, each scaled up `scale` times (nearest neighbour: pixels stay
+    sharp) under a strip with its title: one frame of a comparison video."""
+    from PIL import ImageDraw, ImageFont
+
+    scaled = [np.repeat(np.repeat(p, scale, 0), scale, 1) for p in panels]  # (H*s) x (W*s) x 3
+    row = np.concatenate(scaled, 1)  # (H*s) x (n*W*s) x 3
+    strip_height = 8 + 10 * scale
+    canvas = Image.new("RGB", (row.shape[1], row.shape[0] + strip_height), "white")
+    canvas.paste(Image.fromarray(row), (0, strip_height))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=7 * scale + 4)  # Pillow >= 10.1 scales its built-in font
+    except TypeError:
+        font = ImageFont.load_default()
+    x = 0
+    for panel, title in zip(scaled, titles):
+        draw.text((x + 6, 3), title, fill="black", font=font)
+        x += panel.shape[1]
+    return np.asarray(canvas)
+
+
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 10.0) -> Path:
     """Write all `frames` to a .gif or .mp4 (see VideoWriter)."""
     writer = VideoWriter(path, fps)

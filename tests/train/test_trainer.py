@@ -45,8 +45,9 @@ def test_same_seed_same_losses(tmp_path, ablation):
 
 
 def test_resume_continues_exactly_and_writes_the_run_folder(tmp_path):
-    straight = Trainer(preset("cpu-tiny", ablation="qmvos", **TINY), tmp_path / "straight", progress=False).train()
-    config = preset("cpu-tiny", ablation="qmvos", **{**TINY, "iterations": 4})
+    straight = Trainer(preset("cpu-tiny", ablation="qmvos", **TINY, amp=True, channels_last=True), tmp_path / "straight",
+                       progress=False).train()
+    config = preset("cpu-tiny", ablation="qmvos", **{**TINY, "iterations": 4, "amp": True, "channels_last": True})
     interrupted = Trainer(config, tmp_path / "resumed", progress=False)
     interrupted.stop_requested = False
     # run two iterations, then stop as a signal would
@@ -60,7 +61,7 @@ def test_resume_continues_exactly_and_writes_the_run_folder(tmp_path):
     assert json.loads((run / "config.json").read_text())["train"]["name"] == "cpu-tiny"
     final = load_checkpoint(run / "final.pth")
     assert load_checkpoint(run / "checkpoint.pth").config == final.config  # training checkpoints load safely too
-    # the CPU recipe trains in bf16 with channels-last (exactly resumable all the same) on 2x zoomed
+    # bf16 with channels-last (what "auto" picks on CPUs with bf16 units) resumes exactly all the same; 2x zoomed
     # crops, and its networks segment generated videos at the same zoom
     assert interrupted.amp_dtype == torch.bfloat16 and config.channels_last
     assert final.inference_size == config.inference_size == 192

@@ -1,0 +1,198 @@
+"""The training fast path chosen by measurement: `amp=None` ("auto") and `channels_last=None` ("auto").
+
+bf16 autocast made a CPU training step 1.6x faster on a CPU with AMX tiles and 0.67x as fast on one
+with AVX-512 but no AMX (README, "Training on a CPU"), so the CPU presets do not fix it:
+
+    config = resolve_fast_path(preset("cpu-tiny"))   # amp and channels_last now True or False
+
+On the first call on a machine this times a few training steps of the config's own network and clip
+shape in each candidate setting (fp32 / bf16 autocast x default / channels-last memory format),
+interleaved so that a change in the machine's load hits every candidate alike, keeps the fastest
+(by the median step time), says what it chose and why, and stores the decision in the kit's cache,
+keyed by the CPU model, its flags, the instruction-set caps in force, torch's version and threads
+and the step's shape, so that later runs reuse it without measuring. The resolved values, never
+"auto", go into configs, checkpoints and the trained-network cache's key: a network trained in
+bf16 on one CPU is not silently reused where fp32 was chosen.
+
+On a GPU "auto" means AMP on and the default memory format (no measurement). A run shorter than
+`MEASURE_FROM` iterations (a smoke run, a test) is not worth a measurement that costs tens of
+seconds: there "auto" is fp32 in the default layout, the kit's reference arithmetic.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..ablations import model_config
+from ..config import TrainConfig
+from ..machine import DECISIONS, describe_cpu, read_decisions, record_decision
+from ..model import build_network
+from .clip_pass import PassConfig, TrainWrapper
+from .losses import clip_loss
+
+MEASURE_FROM = 100  # iterations: shorter runs take fp32 in the default layout without measuring
+
+
+@dataclass(frozen=True)
+class FastPath:
+    amp: bool
+    channels_last: bool
+
+    @property
+    def label(self) -> str:
+        return ("bf16" if self.amp else "fp32") + (" + channels-last" if self.channels_last else "")
+
+
+def candidates(amp: bool | None, channels_last: bool | None) -> list[FastPath]:
+    """The settings to try: every value of each switch left to "auto" (None), the given value of the other."""
+    amps = (False, True) if amp is None else (amp,)
+    layouts = (False, True) if channels_last is None else (channels_last,)
+    return [FastPath(a, c) for a in amps for c in layouts]
+
+
+def random_clips(config: TrainConfig, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """A batch of the config's shape (B x T x 3 x H x W frames, B x T x N x H x W masks, labels, selector)
+    with random content: the step's cost does not depend on what the frames show."""
+    b, t, n, s = config.batch_size, config.num_frames, config.max_objects, config.crop_size
+    frames = torch.randn(b, t, 3, s, s, generator=generator)
+    labels = torch.randint(0, n + 1, (b, t, s, s), generator=generator)
+    masks = torch.stack([(labels == i + 1).float() for i in range(n)], 2)  # B x T x N x H x W
+    return frames, masks, labels, torch.ones(b, n)
+
+
+def time_steps(config: TrainConfig, settings: list[FastPath], rounds: int = 3, warmup: int = 1) -> dict[FastPath, list[float]]:
+    """Seconds of each training step (forward, loss, backward, AdamW) of the config's network on the
+    CPU, per setting; `warmup` untimed steps each, then `rounds` rounds that visit every setting once.
+    The caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return _time_steps(config, settings, rounds, warmup)
+
+
+def _time_steps(config: TrainConfig, settings: list[FastPath], rounds: int, warmup: int) -> dict[FastPath, list[float]]:
+    generator = torch.Generator().manual_seed(config.seed)
+    base = build_network(model_config(config.ablation, config.model_size))
+    frames, masks, labels, selector = random_clips(config, generator)
+    runs = {}
+    for setting in settings:
+        network = copy.deepcopy(base)
+        if setting.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        wrapper = TrainWrapper(network.train(), PassConfig(config.num_ref_frames, 0.0))
+        optimizer = torch.optim.AdamW(wrapper.parameters(), lr=1e-6)
+        runs[setting] = (wrapper, optimizer)
+    n = config.max_objects
+
+    def step(setting: FastPath) -> float:
+        wrapper, optimizer = runs[setting]
+        tic = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting.amp):
+            out = wrapper(frames, masks, selector, generator)
+            loss = clip_loss([x.float() for x in out["logits"]], [x.float() for x in out["probs"]], labels,
+                             [n] * config.batch_size, 0, 1, 2)["total"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - tic
+
+    for setting in settings:
+        for _ in range(warmup):
+            step(setting)
+    times: dict[FastPath, list[float]] = {s: [] for s in settings}
+    for _ in range(rounds):
+        for setting in settings:
+            times[setting].append(step(setting))
+    return times
+
+
+def decision_key(config: TrainConfig, cpu: dict) -> str:
+    """What the decision depends on: the CPU (model, flags, caps), torch, threads, the network size and the
+    clip shape (not the variant: XMem and QMVOS chose alike wherever both were timed, README)."""
+    shape = {k: getattr(config, k) for k in ("model_size", "batch_size", "num_frames", "crop_size",
+                                               "max_objects", "num_ref_frames", "amp", "channels_last")}
+    blob = json.dumps({"cpu": {k: cpu[k] for k in ("model", "flags", "caps", "threads", "torch")}, "step": shape},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_path(cache: str | os.PathLike | None = None) -> Path:
+    """The file of this machine's decisions, in the kit's cache root."""
+    from ..zoo import cache_root  # the kit's one cache root
+
+    return cache_root(cache) / DECISIONS
+
+
+def _cache_root(cache: str | os.PathLike | None) -> Path:
+    return cache_path(cache).parent
+
+
+def choose(config: TrainConfig, cache: str | os.PathLike | None = None, rounds: int = 3,
+           log: Callable[[str], None] | None = print) -> tuple[FastPath, dict]:
+    """The fastest setting for `config`'s switches left to "auto" on this CPU, and the record of the
+    decision (medians per setting, the CPU, when), measured once and then read from the cache."""
+    cpu = describe_cpu()
+    key = decision_key(config, cpu)
+    record = read_decisions(_cache_root(cache)).get(key)
+    if record is not None:
+        chosen = FastPath(record["amp"], record["channels_last"])
+        if log:
+            log(f"fast path: {chosen.label} (measured on this CPU before: {record['reason']})")
+        return chosen, record
+    settings = candidates(config.amp, config.channels_last)
+    if log:
+        log(f"fast path: timing {len(settings)} settings of a {config.ablation}-{config.model_size} training step "
+            f"on this CPU ({cpu['model']}, {cpu['class']}), once per machine ...")
+    times = time_steps(config, settings, rounds=rounds)
+    medians = {s: statistics.median(t) for s, t in times.items()}
+    chosen = min(settings, key=lambda s: medians[s])
+    slowest = max(medians.values())
+    reason = ", ".join(f"{s.label} {medians[s]:.2f} s" for s in settings) + \
+        f" a step (median of {rounds}); {chosen.label} is {slowest / medians[chosen]:.2f}x the slowest"
+    record = {"amp": chosen.amp, "channels_last": chosen.channels_last, "reason": reason, "timed": config.ablation,
+              "median_s": {s.label: medians[s] for s in settings}, "cpu": cpu,
+              "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path = record_decision(_cache_root(cache), key, record)
+    if log:
+        log(f"fast path: {chosen.label} ({reason}; kept in {path})")
+    return chosen, record
+
+
+def resolve_fast_path(config: TrainConfig, cache: str | os.PathLike | None = None,
+                      device: torch.device | str | None = None,
+                      log: Callable[[str], None] | None = print) -> TrainConfig:
+    """`config` with `amp` and `channels_last` resolved (True/False): as given when set, else measured
+    on a CPU (`choose`), else AMP on and the default layout on a GPU."""
+    if config.amp is not None and config.channels_last is not None:
+        return config
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cpu":
+        chosen = FastPath(True if config.amp is None else config.amp,
+                          False if config.channels_last is None else config.channels_last)
+    elif config.iterations < MEASURE_FROM:
+        chosen = FastPath(bool(config.amp), bool(config.channels_last))  # None -> False: fp32, default layout
+    else:
+        chosen, _ = choose(config, cache, log=log)
+    return dataclasses.replace(config, amp=chosen.amp, channels_last=chosen.channels_last)
+
+
+def step_seconds(config: TrainConfig, cache: str | os.PathLike | None = None) -> float:
+    """Median seconds of one training step of `config` (amp / channels_last as given, "auto" included) on
+    this CPU in the setting it resolves to: the decision's timing, else timed now."""
+    resolved = resolve_fast_path(config, cache, device="cpu")
+    label = FastPath(resolved.amp, resolved.channels_last).label
+    record = read_decisions(_cache_root(cache)).get(decision_key(config, describe_cpu())) or {}
+    if label in record.get("median_s", {}):
+        return record["median_s"][label]
+    times = time_steps(resolved, [FastPath(resolved.amp, resolved.channels_last)], rounds=3)
+    return statistics.median(next(iter(times.values())))
