@@ -42,6 +42,11 @@ from .clip_pass import PassConfig, TrainWrapper
 from .losses import clip_loss
 
 MEASURE_FROM = 100  # iterations: shorter runs take fp32 in the default layout without measuring
+# bf16 whose probe convolution is this many times slower than fp32 is not timed at all: only the clear case
+# (the probe read 0.95-1.3 on an AMD EPYC with AVX512-BF16, where a whole step is 1.7x faster in bf16;
+# 1.4-1.6 with its bf16 instructions capped off, where a step is 2.1x slower; 8-46 with AVX2 only, where a
+# step is 17x slower and timing one would take a minute)
+PROBE_DROP = 3.0
 DROP_AFTER_FIRST = 1.5  # a setting this many times slower than the best in the first round is not timed again
 
 
@@ -120,6 +125,31 @@ def _time_steps(config: TrainConfig, settings: list[FastPath], rounds: int, warm
     return times
 
 
+def bf16_convolution_ratio(repeats: int = 3) -> float:
+    """Seconds of a 3x3 convolution's forward and backward (64 channels, 1 x 64 x 64 x 64) under bf16
+    autocast over the same in fp32, medians of `repeats` after one warm-up each: well above 1 where the CPU
+    has no bf16 instructions and oneDNN emulates them, a fraction of a second to find out."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+        x = torch.randn(1, 64, 64, 64, requires_grad=True)
+
+    def once(amp: bool) -> float:
+        tic = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            y = conv(x)
+        y.float().sum().backward()
+        return time.perf_counter() - tic
+
+    times = {False: [], True: []}
+    for k in range(repeats + 1):
+        for amp in (False, True):
+            seconds = once(amp)
+            if k:
+                times[amp].append(seconds)
+    return statistics.median(times[True]) / statistics.median(times[False])
+
+
 def decision_key(config: TrainConfig, cpu: dict) -> str:
     """What the decision depends on: the CPU (model, flags, caps), torch, threads, the network size and the
     clip shape (not the variant: XMem and QMVOS chose alike wherever both were timed, README)."""
@@ -154,15 +184,21 @@ def choose(config: TrainConfig, cache: str | os.PathLike | None = None, rounds: 
             log(f"fast path: {chosen.label} (measured on this CPU before: {record['reason']})")
         return chosen, record
     settings = candidates(config.amp, config.channels_last)
+    probe = ""
+    if len({s.amp for s in settings}) == 2:  # a cheap look first: where bf16 is emulated a step takes 2-17x longer
+        ratio = bf16_convolution_ratio()
+        if ratio > PROBE_DROP:
+            settings = [s for s in settings if not s.amp]
+            probe = f"bf16 not timed: a 3x3 convolution ran {ratio:.1f}x slower in bf16 than in fp32; "
     if log:
-        log(f"fast path: timing {len(settings)} settings of a {config.ablation}-{config.model_size} training step "
-            f"on this CPU ({cpu['model']}, {cpu['class']}), once per machine ...")
+        log(f"fast path: {probe}timing {len(settings)} settings of a {config.ablation}-{config.model_size} training "
+            f"step on this CPU ({cpu['model']}, {cpu['class']}), once per machine ...")
     times = time_steps(config, settings, rounds=rounds)
     medians = {s: statistics.median(t) for s, t in times.items()}
     chosen = min(settings, key=lambda s: medians[s])
     slowest = max(medians.values())
-    reason = ", ".join(f"{s.label} {medians[s]:.2f} s" for s in settings) + \
-        f" a step (median of {rounds}); {chosen.label} is {slowest / medians[chosen]:.2f}x the slowest"
+    reason = probe + ", ".join(f"{s.label} {medians[s]:.2f} s" for s in settings) + \
+        f" a step (median of up to {rounds}); {chosen.label} is {slowest / medians[chosen]:.2f}x the slowest"
     record = {"amp": chosen.amp, "channels_last": chosen.channels_last, "reason": reason, "timed": config.ablation,
               "median_s": {s.label: medians[s] for s in settings}, "cpu": cpu,
               "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -128,3 +128,17 @@ def test_the_trainer_saves_the_resolved_values_and_resumes_with_them(tmp_path, m
 
 
 MEASURED = fast_path.MEASURE_FROM
+
+
+def test_bf16_far_slower_on_the_probe_is_not_timed(tmp_path, monkeypatch):
+    assert fast_path.bf16_convolution_ratio(repeats=1) > 0
+    calls = []
+    monkeypatch.setattr(fast_path, "bf16_convolution_ratio", lambda: 8.0)
+    monkeypatch.setattr(fast_path, "time_steps",
+                        fake_timer({(False, False): 1.0, (False, True): 0.9, (True, False): 0.1, (True, True): 0.1},
+                                   calls))
+    resolved = resolve_fast_path(preset("cpu-tiny", **LONG), cache=tmp_path, device="cpu", log=None)
+    assert calls == [[FastPath(False, False), FastPath(False, True)]]
+    assert (resolved.amp, resolved.channels_last) == (False, True)
+    record, = json.loads((tmp_path / fast_path.DECISIONS).read_text()).values()
+    assert record["reason"].startswith("bf16 not timed: a 3x3 convolution ran 8.0x slower")
