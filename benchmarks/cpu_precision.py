@@ -17,7 +17,9 @@ In each process the settings are timed by the library's own `train.fast_path.tim
 every setting once, so that a change of load hits them alike; the table gives medians (and the
 range) of seconds per step, and what "auto" would keep. Step = forward + loss + backward + AdamW of a
 cpu-tiny batch (2 clips x 4 frames, 128², 3 objects); a real iteration adds about 10 % for its data.
-It prints the CPU's flags (lscpu) first, and writes the table to --csv.
+It prints the CPU's flags (lscpu) first, and writes the table to --csv (after every run). With 2
+threads on 2 cores, any other busy process shows up in the figures: run it on a quiet machine, or
+compare with --threads 1, which one other process disturbs less.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def main() -> None:
         for label in args.classes:
             for network in args.networks:
                 rows += run_one(label, network, threads, args.rounds)
+                Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+                pd.DataFrame(rows).to_csv(args.csv, index=False, float_format="%.4f")  # so far: a cut run keeps it
                 last = pd.DataFrame(rows[-4:])
                 print(f"{label:22s} {network:6s} {threads} threads: " + ", ".join(
                     f"{r.setting} {r.median_s:.3f} s" for r in last.itertuples()), flush=True)
