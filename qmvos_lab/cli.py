@@ -430,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from .atomic import Terminated, raise_terminated
 
+    if args.command in ("demo", "train", "segment", "ablate", "evaluate"):  # the commands that compute
+        from .machine import use_physical_cores
+
+        use_physical_cores()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleans up like Ctrl-C
     try:

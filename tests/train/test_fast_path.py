@@ -142,3 +142,17 @@ def test_bf16_far_slower_on_the_probe_is_not_timed(tmp_path, monkeypatch):
     assert (resolved.amp, resolved.channels_last) == (False, True)
     record, = json.loads((tmp_path / fast_path.DECISIONS).read_text()).values()
     assert record["reason"].startswith("bf16 not timed: a 3x3 convolution ran 8.0x slower")
+
+
+def test_one_thread_per_physical_core_unless_the_environment_says(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(machine, "_cpuinfo", lambda: ("a CPU", set(), 3))
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+        assert machine.use_physical_cores() == 3
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert machine.use_physical_cores() == 1
+    finally:
+        torch.set_num_threads(before)
