@@ -107,6 +107,12 @@ def test_seeds_and_videos_needed_reach_the_power_and_one_fewer_does_not():
     s = int(design.seeds_needed(effect))
     assert power.t_power(effect, design.se(seeds=s), design.df(seeds=s)) >= 0.8
     assert power.t_power(effect, design.se(seeds=s - 1), design.df(seeds=s - 1)) < 0.8
+    # past the searched grid's step of one: the same count as trying every number of videos
+    quiet = power.Design(run_a=1e-7, run_r=1e-7, video=0.02 ** 2, residual_a=0.01 ** 2, residual_r=0.01 ** 2,
+                         seeds_a=3, seeds_r=3, videos=20)
+    every = np.arange(2, 20_001)
+    reached = power.t_power(0.0015, quiet.se(videos=every), quiet.df(videos=every)) >= 0.8
+    assert quiet.videos_needed(0.0015) == every[np.argmax(reached)] > 1000
     # the training noise alone (3 seeds): Var(D) >= 2 * 0.02^2 / 3, so 0.02 needs more seeds, not videos
     assert design.videos_needed(0.02) == math.inf
     assert design.seeds_needed(0.0) == math.inf
@@ -128,3 +134,14 @@ def test_paper_differences_as_shares_of_its_margin():
     assert effects["qcim-f16"][1] == pytest.approx(-0.4) and effects["sim-f16-f8-f4"][1] == pytest.approx(-0.2)
     assert all(math.isnan(x) for x in effects["sim-f16"])  # "unable to converge": no number
     assert all(math.isnan(x[1]) for x in power.paper_effects({"qmvos": row(84.9)}).values())  # no baseline
+
+
+def test_the_transcribed_table3_gives_the_papers_shares():
+    from qmvos_lab.ablate.paper import TABLE3
+
+    if getattr(TABLE3["qmvos"], "jf", None) is None:
+        pytest.skip("Table 3's J&F is not transcribed in ablate/paper.py on this branch")
+    effects = power.paper_effects(TABLE3)  # DAVIS-2017 val: full 84.9, XMem 83.4, w/o interaction 84.5, F16 84.3
+    assert effects["xmem"] == pytest.approx((-1.5, -1.0))
+    assert effects["no-interaction"] == pytest.approx((-0.4, -0.4 / 1.5))
+    assert effects["qcim-f16"] == pytest.approx((-0.6, -0.4))

@@ -133,9 +133,19 @@ class Design:
             return math.nan
         if effect == 0:
             return math.inf
-        n = np.arange(2, largest + 1)
-        reached = t_power(effect, self.se(**{what: n}), self.df(**{what: n}), alpha) >= power
-        return float(n[np.argmax(reached)]) if reached.any() else math.inf
+        def first(n):  # the first of the counts n that reaches the power, or None
+            reached = t_power(effect, self.se(**{what: n}), self.df(**{what: n}), alpha) >= power
+            return int(np.argmax(reached)) if reached.any() else None
+
+        # every count up to 200, then a geometric grid; then every count between the grid's last miss and first hit
+        grid = np.unique(np.concatenate([np.arange(2, 201), np.geomspace(200, largest, 300).astype(int)]))
+        k = first(grid)
+        if k is None:
+            return math.inf
+        if k == 0 or grid[k] - grid[k - 1] == 1:
+            return float(grid[k])
+        between = np.arange(grid[k - 1] + 1, grid[k] + 1)
+        return float(between[first(between)])
 
 
 def _mean_squares(table: np.ndarray) -> tuple[float, float]:
