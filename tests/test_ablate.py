@@ -88,7 +88,10 @@ def test_an_effect_within_the_noise_is_called_so():
     noisy.loc[flip, "J&F"] = full.loc[keys].to_numpy() + 0.03  # half the videos up, half down
     row = ablate.compare(noisy).set_index("variant").loc["no-interaction"]
     assert row["diff_low"] <= 0 <= row["diff_high"]
-    assert row["verdict"] == "within noise" and row["reading"].startswith("within noise")
+    # not "no effect": inconclusive, with the smallest difference this design would have found
+    assert row["mdd"] > abs(row["diff"])
+    assert row["verdict"] == f"inconclusive at this power; could have detected >= {row['mdd']:.3g}"
+    assert row["reading"].startswith("inconclusive at this power")
     assert not row["interval_excludes_0"]
 
 

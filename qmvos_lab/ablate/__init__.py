@@ -2,13 +2,14 @@
 
     from qmvos_lab import ablate
     runs = ablate.run_ablations(["xmem", "qmvos", "no-interaction"], seeds=[0, 1, 2], preset="cpu-tiny")
-    summary = ablate.compare(runs, reference="qmvos")   # differences, BCa intervals, p-values, paper
+    summary = ablate.compare(runs, reference="qmvos")   # differences, intervals, Holm p, power, paper
     ablate.jf_points(runs, summary); ablate.differences(summary)
     ablate.speed_table()                                 # Table 3a: QMVOS / XMem time per frame
 
 `qmvos-lab ablate --preset P --variants a,b --seeds 0,1,2 --output DIR` does the same and writes
-DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (runs, cache, back ends), stats.py
-(the statistics), paper.py (the paper's Table 3 as reference data), figures.py, speed.py.
+DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (runs, cache, back ends), summary.py
+(the table), stats.py (intervals, tests, Holm, verdicts), power.py (what the design can detect),
+aggregates.py (IQM, probability of improvement), paper.py (the paper's Table 3), figures.py, speed.py.
 
 Names are imported on first use, so that a command line error costs no scipy or seaborn import.
 """
@@ -25,7 +26,11 @@ _MODULES = {
     "runner": ["DEFAULT_EVAL_SET", "EvalSet", "RunSpec", "Variant", "eval_set_from", "parse_pairs", "plan",
                "run_ablations", "run_one", "seeds_from", "slurm_executor", "variants_from"],
     "speed": ["speed_table"],
-    "stats": ["bootstrap_interval", "compare", "per_seed", "per_video", "sign_flip_pvalue"],
+    "stats": ["bootstrap_interval", "caveats", "holm", "per_seed", "per_video", "sign_flip_pvalue",
+              "two_stage_interval"],
+    "summary": ["compare"],
+    "power": ["design", "paper_effects"],
+    "aggregates": ["iqm", "iqm_interval", "improvement_interval", "probability_of_improvement"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_WHERE)
@@ -50,4 +55,8 @@ if TYPE_CHECKING:  # for IDEs and type checkers
     from .runner import (DEFAULT_EVAL_SET, EvalSet, RunSpec, Variant, eval_set_from, parse_pairs, plan,
                          run_ablations, run_one, seeds_from, slurm_executor, variants_from)
     from .speed import speed_table
-    from .stats import bootstrap_interval, compare, per_seed, per_video, sign_flip_pvalue
+    from .aggregates import improvement_interval, iqm, iqm_interval, probability_of_improvement
+    from .power import design, paper_effects
+    from .stats import (bootstrap_interval, caveats, holm, per_seed, per_video, sign_flip_pvalue,
+                        two_stage_interval)
+    from .summary import compare
