@@ -142,7 +142,8 @@ def compare(runs: pd.DataFrame, reference: str = "qmvos", metric: str = "J&F", c
                     "diff_seed_min": d_seeds[0], "diff_seed_max": d_seeds[1],
                     "paper_table": paper.table if paper else "",
                     "paper_direction": {-1: "below", 0: "reference", 1: "above"}.get(direction, ""),
-                    "paper_jf": paper.jf if paper and paper.jf is not None else math.nan,
+                    "paper_jf": paper.jf if paper and paper.jf is not None else math.nan,  # 0-100, as printed
+                    "paper_note": paper.note if paper else "",
                     "direction_agrees": (bool(np.sign(diff) == direction) if direction and not math.isnan(diff)
                                          and diff != 0 else None),
                     "interval_excludes_0": None if math.isnan(d_low) else bool(not d_low <= 0 <= d_high),
