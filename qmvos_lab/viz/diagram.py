@@ -117,7 +117,8 @@ def architecture(net, height: int = 192, width: int = 320, objects: int = 2, sha
                                                       else "content: F16 of frame t (Table 3d)",
                                                       f"refined queries {s['refined queries']}"], QMVOS_COLOUR)
         filters = box(1.15, 1.35, "dynamic filters (QMVOS Sec. 3.3)",
-                      ["logit = <q_n, g4_n> (no bias, no scale)", f"object logits {s['object logits']}, then x4"], QMVOS_COLOUR)
+                      ["logit = <q_n, g4_n> (no bias, no scale)", f"object logits {s['object logits']}, then x4"],
+                      QMVOS_COLOUR)
         arrow(sim, qcim, "queries")
         arrow(qcim, filters)
         ax.annotate("", xy=(0.0, 0.5), xycoords=qcim, xytext=(1.0, 0.5), textcoords=decoder,
