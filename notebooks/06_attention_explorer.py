@@ -34,9 +34,12 @@
 # (memory reading, top-k).
 #
 # **The question.** The QMVOS paper says that during the cross-attention "each object query can
-# attend to the content of both its own and other objects" (Sec. 3.3), and credits the multi-object
-# interaction for its results on similar objects (Sec. 4.2, Fig. 3). The paper shows no attention
-# maps; notebook 05 showed one frame. Here we watch the attention over a video, and measure it.
+# attend to the content of both its own and other objects" (Sec. 3.3). It motivates the SIM's
+# multi-object interaction with "occlusion phenomena and the similarity of multiple objects"
+# (Sec. 3.2), and reads its qualitative results (Sec. 4.2, Fig. 3) as showing the effect of the
+# multi-object interaction (multi-object scenes) and of object-level perception (similar objects).
+# The paper shows no attention maps; notebook 05 showed one frame. Here we watch the attention over
+# a video, and measure it.
 
 # %% tags=["parameters"]
 from qmvos_lab.zoo import smoke_mode

@@ -233,7 +233,8 @@ print(pd.DataFrame(statistics_rows).groupby("method").mean().round(3))
 # * F is flat inside the radius and drops at once past it; J declines smoothly with a shift.
 # * The protocol scores every object over the frames between the first and the last: Mean, Recall
 #   (share of frames above 0.5) and Decay; J&F is the mean of J and F. QMVOS reports J&F, J and F
-#   (QMVOS Sec. 4.1, Tables 1-3, on the 0-100 scale; this kit prints 0-1).
+#   on DAVIS (Tables 1 and 3) and G with J, F on seen and unseen classes on YouTube-VOS (Table 2),
+#   on the 0-100 scale (QMVOS Sec. 4.1); this kit prints 0-1.
 # * Per-frame J curves find the failure cases without looking at every frame.
 #
 # ## References

@@ -21,7 +21,8 @@
 #    the `qmvos-lab segment` command and with the Python step API.
 # 2. Load the official XMem checkpoints (and the released QMVOS weights), and know what to do when
 #    you are offline.
-# 3. Start QMVOS from XMem weights (the released code cannot).
+# 3. Start QMVOS from XMem weights (an option of this kit; the QMVOS paper does not say how its
+#    network was initialised).
 #
 # **What you need for your own video.** A folder of frames (JPEG or PNG, sorted by name) or a video
 # file, and a label PNG for the first frame: 0 background, 1..N the objects (a palette PNG as DAVIS

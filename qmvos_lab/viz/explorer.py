@@ -3,7 +3,7 @@ and which memory XMem reads for a pixel, interactively (ipywidgets) and as expor
 
 QMVOS claims that each object query reads the memory readout of its own *and the other* objects
 (QCIM cross-attention, QMVOS Sec. 3.3, Eq. 4, after the queries' self-attention in QMVOS Eq. 3), and
-it credits the SIM's multi-object interaction (QMVOS Eq. 2) for similar objects. The explorer shows it:
+motivates the SIM's multi-object interaction (QMVOS Eq. 2) with occlusions and similar objects. The explorer shows it:
 
     recording = record(net, video.frames, video.given_masks(), video.labels)   # one traced run
     explorer = AttentionExplorer(recording, events=scene_events(config, seed, video.labels))
