@@ -290,6 +290,43 @@ viz.show_heatmaps(torch.stack([dense, column]).view(2, len(memory_frames), heigh
 #    torch.ones(1, Ck, P))` differ by exactly ‖q<sub>j</sub>‖² / √C<sup>k</sup> in every column.
 
 # %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. Shrinkage 10 on memory element 0: its (negative) distance term is scaled up, so its similarity
+# falls off ten times faster with distance and it only receives weight from queries very close to it:
+# a sharp peak. Its row of the softmax, before and after:
+sharp = ms.clone()
+sharp[0, 0, 0] = 10.0
+before = softmax_affinity(get_similarity(mk, ms, qk, qe))[0]  # N x P
+after = softmax_affinity(get_similarity(mk, sharp, qk, qe))[0]
+print("element 0's weight per query position, shrinkage", round(float(ms[0, 0, 0]), 2), ":",
+      before[0].numpy().round(3), "| shrinkage 10:", after[0].numpy().round(3))
+torch.testing.assert_close(after.sum(0), torch.ones(P))  # still a distribution over the memory
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. The pixel's top-k set with the selection replaced by ones.
+S_ones = get_similarity(mem_key, mem_shrinkage, query.key, torch.ones_like(query.selection))
+column_ones = softmax_affinity(S_ones, top_k=config.top_k)[0, :, pixel[0] * width + pixel[1]]
+kept = set((column > 0).nonzero().flatten().tolist())
+kept_ones = set((column_ones > 0).nonzero().flatten().tolist())
+print(f"{len(kept - kept_ones)} of the {len(kept)} top-{config.top_k} elements change without the selection")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 3. The pixel's weight on its own object against k.
+ks = [k for k in (1, 2, 5, 10, 20, 30, 50, 100, 200) if k <= S.shape[1]]
+on_own = [float(softmax_affinity(S, top_k=k)[0, :, pixel[0] * width + pixel[1]][on_object].sum()) for k in ks]
+viz.metric_over_time(ks, {"weight on object 1": on_own}, ylabel="share of the pixel's weight",
+                     title="Top-k: weight on the pixel's own object against k")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 4. Without shrinkage and selection the -||q_j||^2 term is dropped: the two differ by ||q_j||^2 / sqrt(Ck).
+plain = get_similarity(mk, None, qk, None)
+full = get_similarity(mk, torch.ones(1, 1, N), qk, torch.ones(1, Ck, P))
+torch.testing.assert_close(plain - full, (qk.pow(2).sum(1, keepdim=True) / math.sqrt(Ck)).expand_as(plain))
+print("difference per column:", (plain - full)[0, 0].numpy().round(4), "= ||q_j||^2 / sqrt(Ck)")
+
+# %% [markdown]
 # ## Summary
 #
 # * The key projection gives every stride-16 position a key, a shrinkage s ≥ 1 (for memory) and a
