@@ -379,7 +379,8 @@ twin_masks = resize_masks(torch.stack([twin_labels == i for i in range(1, 4)]).f
 twin_frame = resize_image(to_image_tensor(twins.frames[0]), shape)[None]
 cosines = {}
 for name in ("qmvos-small", "sim-f8-small", "no-interaction-small"):
-    trained = zoo.trained(name, PRESET)
+    with torch.enable_grad():  # the first call trains the network, and this notebook turned gradients off
+        trained = zoo.trained(name, PRESET)
     *_, t16, t8, t4 = trained.encode_key(twin_frame)
     unit = F.normalize(trained.init_queries((t16, t8, t4), twin_masks)[0], dim=-1)  # N x C
     similarity_matrix = unit @ unit.T
