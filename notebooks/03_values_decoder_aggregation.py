@@ -287,8 +287,8 @@ for _ in range(60):
 shares = aggregate(torch.tensor([[p], [p]], dtype=torch.float64), dim=0)[:, 0]
 print(f"p = {p:.4f}: background, object 1, object 2 get {shares.numpy().round(4)}")
 torch.testing.assert_close(shares, torch.full((3,), 1 / 3, dtype=torch.float64), atol=1e-4, rtol=0)
-# at p about 0.45, every object is unsure and the pixel is split three ways: the label map's argmax
-# is then decided by tiny differences, which is where masks flicker.
+# p = (3 - sqrt(5)) / 2, about 0.38: every object is unsure and the pixel is split three ways; the
+# label map's argmax is then decided by tiny differences, which is where masks flicker.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # 3. Object 2's mask given one frame late: on the frame it was skipped it has no channel at all.
