@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,8 +26,8 @@
 # frame where each object first appears, its mask; the method must segment those objects in
 # every later frame. XMem (Cheng & Schwing, ECCV 2022) does it by *pixel-level matching* against a
 # memory bank of earlier frames. QMVOS (Zhou et al., ICME 2024, arXiv 2403.11529) adds one *query*
-# per object that summarises it (the SIM, Sec. 3.2), reads the memory of all objects (the QCIM,
-# Sec. 3.3), and then acts as a dynamic filter that produces the object's mask.
+# per object that summarises it (the SIM, QMVOS Sec. 3.2), reads the memory readout of all objects
+# (the QCIM, QMVOS Sec. 3.3), and then acts as a dynamic filter that produces the object's mask.
 #
 # Everything here runs on a laptop CPU. Set `QMVOS_LAB_SMOKE=1` to run a tiny version of every
 # expensive cell (the test suite does).
@@ -45,6 +45,7 @@ import pandas as pd
 
 from qmvos_lab import viz, zoo
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video, split_videos
+from qmvos_lab.inference.preprocess import resized_shape
 from qmvos_lab.train.validate import copy_first_mask, jf_mean, jf_table, segment_generated
 
 # %% [markdown]
@@ -71,6 +72,20 @@ qmvos = zoo.trained("qmvos-small", PRESET)
 xmem = zoo.trained("xmem-small", PRESET)
 print(f"QMVOS: {sum(p.numel() for p in qmvos.parameters()) / 1e6:.1f} M parameters, "
       f"cached in {qmvos.cache_folder}")
+
+# %% [markdown]
+# **The two networks, drawn.** `viz.architecture` runs one frame through a network's stages (a
+# memory of one earlier frame, two objects) and draws them with the shape of every tensor it
+# measured, here at the size the networks were trained for (`inference_size`). Blue is XMem; orange
+# is what QMVOS adds: the SIM (QMVOS Sec. 3.2), the QCIM (QMVOS Sec. 3.3) and the queries as dynamic
+# filters in place of XMem's prediction conv. Notebooks 01-03 open the blue boxes, 04-05 the orange.
+
+# %%
+size = resized_shape(*video.frames.shape[1:3], qmvos.inference_size)  # 192 x 320 for the CPU presets
+viz.architecture(qmvos, *size)
+
+# %%
+viz.architecture(xmem, *size)
 
 # %% [markdown]
 # ## 3. Segment the video
@@ -132,3 +147,50 @@ viz.jf_per_variant(scores.rename(columns={"method": "variant"}).assign(video="al
 #    and segment it. Which network copes better with near-identical objects?
 # 2. Find the frame where QMVOS's prediction is worst (lowest IoU against `video.labels`) and show it.
 # 3. How much better than the copy baseline are the networks on `synthetic-hard`?
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. Near-identical objects.
+hard = generate_video(SyntheticConfig(num_objects=4, similarity=0.9, length=8 if SMOKE else 20), seed=5)
+print({name: round(jf_mean(jf_table([hard], segment_generated(net, [hard])[0])), 3)
+       for name, net in (("xmem-small", xmem), ("qmvos-small", qmvos))})
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. QMVOS's worst frame (mean IoU over the objects; frame 0 is given).
+from qmvos_lab.eval.metrics import jaccard  # noqa: E402
+
+objects = range(1, int(video.labels.max()) + 1)
+iou = [np.mean([jaccard(video.labels[t] == i, predictions["qmvos"][t] == i) for i in objects])
+       for t in range(len(video.frames))]
+worst = 1 + int(np.argmin(iou[1:]))
+viz.show_frames(panels[worst:worst + 1], titles=[f"frame {worst}: mean IoU {iou[worst]:.2f} (truth | XMem | QMVOS)"])
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 3. synthetic-hard against the copy baseline.
+hard_videos = list(split_videos("synthetic-hard", 3 if SMOKE else 20))
+copy_hard = jf_mean(jf_table(hard_videos, copy_first_mask(hard_videos)))
+print({name: round(jf_mean(jf_table(hard_videos, segment_generated(net, hard_videos)[0])) - copy_hard, 3)
+       for name, net in (("xmem-small", xmem), ("qmvos-small", qmvos))}, "J&F above the copy baseline")
+
+# %% [markdown]
+# ## Summary
+#
+# * Semi-supervised VOS: each object's mask is given on the frame where it first appears; the
+#   method segments it in every later frame.
+# * XMem matches pixels against a memory of earlier frames; QMVOS adds one query per object (SIM),
+#   refines it against the readout of all objects (QCIM) and uses it as a dynamic filter.
+# * `zoo.trained` gives small networks trained on generated videos; `viz.architecture` draws a
+#   network with the shapes of a real forward pass.
+# * J&F against the copy-the-first-mask baseline says whether a network tracks at all.
+#
+# ## References
+#
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529.
+# * H. K. Cheng, A. G. Schwing, "XMem: Long-Term Video Object Segmentation with an Atkinson-Shiffrin
+#   Memory Model", ECCV 2022.
+# * F. Perazzi et al., "A Benchmark Dataset and Evaluation Methodology for Video Object
+#   Segmentation", CVPR 2016 (J and F).
+# * Library: `qmvos_lab/zoo.py`, `qmvos_lab/viz/diagram.py`, `qmvos_lab/train/validate.py`.

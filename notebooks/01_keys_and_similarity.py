@@ -25,8 +25,8 @@
 # 5. normalised it with the top-k softmax and read the memory out,
 # 6. looked at where one pixel of a real frame looks in memory, through a trained network.
 #
-# **Paper.** XMem (Cheng & Schwing, ECCV 2022), Sec. 3.2 "Memory reading", Eq. 1–3, and the
-# key projection of Fig. 3. QMVOS (arXiv 2403.11529) keeps this memory reading unchanged (Sec. 3.1).
+# **Paper.** XMem (Cheng & Schwing, ECCV 2022), Sec. 3.2 "Memory reading", XMem Eq. 1–3, and the
+# key projection of Fig. 3. QMVOS (arXiv 2403.11529) keeps this memory reading unchanged (QMVOS Sec. 3.1).
 #
 # **The idea.** Every frame is encoded once into a *key*: a C<sup>k</sup>-dimensional vector at each position of
 # a stride-16 grid. Memory frames also store a per-object *value*. To segment a new (query) frame,
@@ -104,7 +104,7 @@ viz.show_heatmaps(torch.stack([shrinkage[0, 0], selection[0].mean(0)]),
 viz.readout_channels(key, channels=8)  # the first 8 of the key's channels
 
 # %% [markdown]
-# ## 2. The anisotropic L2 similarity, by hand (Eq. 3)
+# ## 2. The anisotropic L2 similarity, by hand (XMem Eq. 3)
 #
 # For memory element i (key k<sub>i</sub>, shrinkage s<sub>i</sub>) and query position j (key q<sub>j</sub>,
 # selection e<sub>j</sub>):
@@ -176,16 +176,16 @@ torch.testing.assert_close(get_similarity(unit_keys, None, qk, None).softmax(dim
 print("plain L2 and the dot product are special cases: checked")
 
 # %% [markdown]
-# ## 5. Top-k softmax and readout (Eq. 2 and Eq. 1)
+# ## 5. Top-k softmax and readout (XMem Eq. 2 and XMem Eq. 1)
 #
 # The similarities of one query position j (a column) become weights over the memory axis:
-# W<sub>ij</sub> = softmax<sub>i</sub>(S<sub>ij</sub>) (Eq. 2). At inference XMem keeps only the k largest
+# W<sub>ij</sub> = softmax<sub>i</sub>(S<sub>ij</sub>) (XMem Eq. 2). At inference XMem keeps only the k largest
 # similarities of each column (k = 30 by default) and gives the others weight exactly 0: the readout
 # ignores the long tail of weakly similar elements, and memory can grow without diluting the weights.
 # `softmax_affinity(..., return_usage=True)` also returns each element's **usage**, Σ<sub>j</sub> W<sub>ij</sub>: how
 # much the frame relied on it. Usage decides what long-term memory keeps (notebook 02).
 #
-# Then the readout of position j is the weighted average of the memory values (Eq. 1):
+# Then the readout of position j is the weighted average of the memory values (XMem Eq. 1):
 # readout<sub>j</sub> = Σ<sub>i</sub> W<sub>ij</sub> v<sub>i</sub>, i.e. `V @ W` with V: C<sup>v</sup> x N.
 
 # %%
@@ -210,7 +210,7 @@ print("usage of each memory element:", usage)
 viz.show_heatmaps(torch.stack([similarity[0], softmax_affinity(similarity)[0], affinity[0]]),
                   column_titles=["similarity S", "softmax W (all)", f"top-{top_k} softmax W"],
                   shared_scale=False, xlabel="query position j", ylabel="memory element i",
-                  suptitle="Tiny example: Eq. 3 -> Eq. 2")
+                  suptitle="Tiny example: XMem Eq. 3 -> XMem Eq. 2")
 
 # %% [markdown]
 # ## 6. One pixel of a real frame, against its memory
@@ -241,7 +241,7 @@ print("memory frames", memory_frames, "| grid", query.grid, "| traced pixels", l
 # %% [markdown]
 # Pick the query pixel at the centre of object 1 in the last frame, and check the trace against the
 # formula: stack the keys and shrinkages of the memory frames (as the memory manager stored them),
-# compute Eq. 3 with the query frame's key and selection, and take the top-k softmax.
+# compute XMem Eq. 3 with the query frame's key and selection, and take the top-k softmax.
 
 # %%
 rows, cols = np.nonzero(video.labels[-1] == 1)
@@ -288,3 +288,59 @@ viz.show_heatmaps(torch.stack([dense, column]).view(2, len(memory_frames), heigh
 #    softmax. Where does it saturate?
 # 4. Show that `get_similarity(mk, None, qk, None)` and `get_similarity(mk, torch.ones(1, 1, N), qk,
 #    torch.ones(1, Ck, P))` differ by exactly ‖q<sub>j</sub>‖² / √C<sup>k</sup> in every column.
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. Shrinkage 10 on memory element 0: its (negative) distance term is scaled up, so its similarity
+# falls off ten times faster with distance and it only receives weight from queries very close to it:
+# a sharp peak. Its row of the softmax, before and after:
+sharp = ms.clone()
+sharp[0, 0, 0] = 10.0
+before = softmax_affinity(get_similarity(mk, ms, qk, qe))[0]  # N x P
+after = softmax_affinity(get_similarity(mk, sharp, qk, qe))[0]
+print("element 0's weight per query position, shrinkage", round(float(ms[0, 0, 0]), 2), ":",
+      before[0].numpy().round(3), "| shrinkage 10:", after[0].numpy().round(3))
+torch.testing.assert_close(after.sum(0), torch.ones(P))  # still a distribution over the memory
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. The pixel's top-k set with the selection replaced by ones.
+S_ones = get_similarity(mem_key, mem_shrinkage, query.key, torch.ones_like(query.selection))
+column_ones = softmax_affinity(S_ones, top_k=config.top_k)[0, :, pixel[0] * width + pixel[1]]
+kept = set((column > 0).nonzero().flatten().tolist())
+kept_ones = set((column_ones > 0).nonzero().flatten().tolist())
+print(f"{len(kept - kept_ones)} of the {len(kept)} top-{config.top_k} elements change without the selection")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 3. The pixel's weight on its own object against k.
+ks = [k for k in (1, 2, 5, 10, 20, 30, 50, 100, 200) if k <= S.shape[1]]
+on_own = [float(softmax_affinity(S, top_k=k)[0, :, pixel[0] * width + pixel[1]][on_object].sum()) for k in ks]
+viz.metric_over_time(ks, {"weight on object 1": on_own}, ylabel="share of the pixel's weight",
+                     title="Top-k: weight on the pixel's own object against k")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 4. Without shrinkage and selection the -||q_j||^2 term is dropped: the two differ by ||q_j||^2 / sqrt(Ck).
+plain = get_similarity(mk, None, qk, None)
+full = get_similarity(mk, torch.ones(1, 1, N), qk, torch.ones(1, Ck, P))
+torch.testing.assert_close(plain - full, (qk.pow(2).sum(1, keepdim=True) / math.sqrt(Ck)).expand_as(plain))
+print("difference per column:", (plain - full)[0, 0].numpy().round(4), "= ||q_j||^2 / sqrt(Ck)")
+
+# %% [markdown]
+# ## Summary
+#
+# * The key projection gives every stride-16 position a key, a shrinkage s ≥ 1 (for memory) and a
+#   selection e in (0, 1) (for queries).
+# * The anisotropic L2 similarity (XMem Eq. 3) weighs each channel by the query's selection and the
+#   whole term by the memory element's shrinkage; L2 and the dot product are special cases.
+# * A (top-k) softmax over the memory (XMem Eq. 2) turns similarities into affinities, and the
+#   readout is the affinity-weighted sum of memory values (XMem Eq. 1). QMVOS keeps this reading.
+#
+# ## References
+#
+# * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022, Sec. 3.2 (memory reading).
+# * H. K. Cheng, Y.-W. Tai, C.-K. Tang, "Rethinking Space-Time Networks with Improved Memory
+#   Coverage for Efficient Video Object Segmentation", NeurIPS 2021 (STCN: L2 similarity, top-k).
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529, Sec. 3.1.
+# * Library: `qmvos_lab/model/encoders.py`, `qmvos_lab/model/memory_read.py`.

@@ -180,9 +180,12 @@ viz.metric_over_time(range(LENGTH - 1), norms, events=viz.events_by_name([tr.eve
 #
 # 1. **prototypes by usage**: every read adds to each memory element the affinity it received (its
 #    usage, notebook 01), divided by the element's age. The P most-used candidates become prototypes:
-#    their keys (and selections) are kept;
-# 2. **memory potentiation**: each prototype key reads the candidates (Eq. 1–3, the prototype as the
-#    query), and its value is the affinity-weighted average of the candidates' values; its shrinkage too.
+#    their keys are kept. Their selections serve once, in the next step, and are then dropped: the
+#    long-term store keeps key, shrinkage and value only (`long_mem.add(..., selection=None)` in
+#    `compress`), because a memory element is always read with the *query* frame's selection;
+# 2. **memory potentiation**: each prototype key, with its selection, reads the candidates
+#    (XMem Eq. 1–3, the prototype as the query), and its value is the affinity-weighted average of
+#    the candidates' values; its shrinkage too.
 #    A prototype thus summarises the candidates that resemble it, not just its own position.
 #
 # We replay the first consolidation from the copy of the memory taken before that frame: redo the
@@ -210,6 +213,7 @@ P = config.num_prototypes
 torch.testing.assert_close(long_after.key[:, :, -P:], prototype_key)
 torch.testing.assert_close(long_after.values[0][:, :, -P:], prototype_value)
 torch.testing.assert_close(long_after.shrinkage[:, :, -P:], prototype_shrinkage)
+assert long_after.selection is None  # the prototypes' selections are not stored
 effective = 1 / affinity.pow(2).sum(dim=1)  # how many candidates each prototype averages, effectively
 print(f"frame {t}: {usage.numel()} candidates (video frames {before[t].work_frames[1:end // area]}) -> {P} prototypes; "
       f"each averages {float(effective.mean()):.1f} candidates effectively. By hand = library.")
@@ -271,7 +275,7 @@ viz.memory_over_time(frames, working, long_term, events=events)
 # long-term memory never more than LT<sub>max</sub> elements, so reading costs the same on frame 1 000 as on frame
 # 50. Without long-term memory (`enable_long_term=False`), working memory keeps every memory frame and
 # grows linearly with the video: on a long video it runs out of GPU memory, the problem XMem sets out
-# to solve (Sec. 1).
+# to solve (XMem Sec. 1).
 
 # %%
 assert max(working) <= config.max_mid_term_frames * area
@@ -297,3 +301,35 @@ viz.metric_over_time(frames, {"XMem: working + long-term": np.add(working, long_
 #    Are the survivors on the objects or on the background?
 # 4. Replace the usage ranking by a random choice of prototypes (copy the memory, edit by hand) and
 #    compare the readout of the next frame. How much does usage matter?
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. mem_every=1: a memory frame on every frame, so working memory fills (and is consolidated) more
+# often; the bound T_max x area + LT_max does not depend on mem_every.
+every_frame = VideoSegmenter(net, generated_config(net, **{**MEMORY, "mem_every": 1}), trace=True)
+every_traces = [every_frame.step(frame, given.get(t), end=t == LENGTH - 1).trace
+                for t, frame in enumerate(video.frames)]
+consolidations = sum(bool(tr.events.get("consolidation")) for tr in every_traces)
+print(f"consolidations: {consolidations} with mem_every=1, "
+      f"{len(events['consolidation'])} with mem_every={config.mem_every}")
+assert max(tr.working_size + tr.long_term_size for tr in every_traces) <= bound
+
+# %% [markdown]
+# ## Summary
+#
+# * Working memory stores the key, shrinkage, selection and values of every r-th frame (`mem_every`).
+# * The sensory memory is updated every frame by a GRU-like block from the decoder's features.
+# * When working memory is full, its middle frames are consolidated: the most-used elements become
+#   prototypes, whose values are potentiated (an affinity-weighted average of the candidates'); the
+#   long-term store keeps their keys, shrinkages and values, not their selections.
+# * Long-term memory drops its least-used elements when full, so memory stays bounded.
+#
+# ## References
+#
+# * H. K. Cheng, A. G. Schwing, "XMem: Long-Term Video Object Segmentation with an Atkinson-Shiffrin
+#   Memory Model", ECCV 2022 (working, sensory and long-term memory).
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529, Sec. 3.4 (memory every five frames at inference).
+# * Library: `qmvos_lab/inference/memory_manager.py`, `qmvos_lab/inference/memory_store.py`.

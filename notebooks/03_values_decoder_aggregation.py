@@ -27,8 +27,9 @@
 #
 # **Paper.** XMem (Cheng & Schwing, ECCV 2022), Sec. 3.1–3.2 and Fig. 3 (value encoder, decoder), Sec. 3.4
 # (the decoder's sensory update); soft aggregation is STM's (Oh et al., ICCV 2019), kept by XMem.
-# QMVOS (arXiv 2403.11529) keeps the value encoder, the decoder up to g4 and the aggregation, and
-# replaces the decoder's last convolution by its queries (Sec. 3.3; notebook 05).
+# QMVOS (arXiv 2403.11529) keeps XMem's mask (value) encoder and decoder (QMVOS Sec. 3.4); the
+# released code also keeps the aggregation, and replaces the decoder's last convolution by the
+# queries (QMVOS Sec. 3.3; notebook 05).
 #
 # **The idea.** Notebook 01 read the memory with keys, which depend on the image only. What is read
 # out are *values*: one per object and memory frame, encoded from the frame *and that object's mask*.
@@ -53,7 +54,7 @@ from qmvos_lab import viz, zoo
 from qmvos_lab.train.validate import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
-from qmvos_lab.inference.preprocess import pad_to_multiple, to_image_tensor
+from qmvos_lab.inference.preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
 from qmvos_lab.model.aggregate import aggregate, hard_masks
 from qmvos_lab.model.network import others_mask
 
@@ -63,9 +64,10 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # ## 1. The value encoder and its mask channels
 #
 # The value encoder is a ResNet-18 whose first convolution takes **5 channels** per object: RGB, the
-# object's own mask, and the sum of the *other* objects' masks (`others_mask`). The third channel says
-# "this is me", the fourth "these are not me": with similar-looking objects the second matters, since
-# it tells the value of object 1 that the look-alike next to it is someone else. Its features are fused
+# object's own mask, and the sum of the *other* objects' masks (`others_mask`). Channels 1-3 are the
+# image; channel 4 (index 3) says "this is me", channel 5 (index 4) "these are not me": with
+# similar-looking objects channel 5 matters, since it tells the value of object 1 that the look-alike
+# next to it is someone else. Its features are fused
 # with the key encoder's f16 into the value (C<sup>v</sup> channels at stride 16).
 
 # %%
@@ -86,11 +88,15 @@ viz.show_heatmaps(torch.stack([masks[0], others[0]]), row_titles=["own mask", "o
 
 # %% [markdown]
 # What the first convolution actually receives, recorded with a forward hook, against the input built
-# by hand: one 5-channel image per object (objects are folded into the batch).
+# by hand: one 5-channel image per object (objects are folded into the batch). The network was
+# trained on generated frames zoomed to `net.inference_size` (192 px for the CPU presets), so from
+# here on it sees the frame and its masks at that size, as `VideoSegmenter` would feed them.
 
 # %%
-image, pad = pad_to_multiple(to_image_tensor(video.frames[0]), 16)  # 3 x H x W (96 x 160: no padding)
-image = image[None]  # 1 x 3 x H x W
+shape = resized_shape(*video.frames.shape[1:3], net.inference_size)  # 192 x 320 for cpu-tiny (a multiple of 16)
+image = resize_image(to_image_tensor(video.frames[0]), shape)[None]  # 1 x 3 x H x W
+masks = resize_masks(masks[0], shape)[None]  # 1 x N x H x W, nearest
+others = others_mask(masks)
 seen = {}
 hook = net.value_encoder.conv1.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0]))
 with torch.inference_mode():
@@ -103,7 +109,7 @@ print("value encoder input", tuple(seen["x"].shape), "-> value", tuple(value.sha
       tuple(hidden.shape))
 
 # %% [markdown]
-# ## 2. The decoder: g16 → g8 → g4 → logits (Sec. 3.1, Fig. 3)
+# ## 2. The decoder: g16 → g8 → g4 → logits
 #
 # Take frame 0 as the only memory frame and segment frame 3. The readout (notebook 01) is one
 # C<sup>v</sup>-channel map per object at stride 16. The decoder
@@ -118,7 +124,7 @@ print("value encoder input", tuple(seen["x"].shape), "-> value", tuple(value.sha
 
 # %%
 t = 3
-query_image = pad_to_multiple(to_image_tensor(video.frames[t]), 16)[0][None]  # 1 x 3 x H x W
+query_image = resize_image(to_image_tensor(video.frames[t]), shape)[None]  # 1 x 3 x H x W
 with torch.inference_mode():
     q_key, _, q_selection, q16, q8, q4 = net.encode_key(query_image)
     readout = net.read_memory(q_key, q_selection, key.unsqueeze(2), shrinkage.unsqueeze(2),
@@ -193,7 +199,8 @@ viz.show_heatmaps(torch.stack([independent[0], out.prob[0]]), row_titles=["sigmo
 prediction = out.prob[0].argmax(dim=0)  # H x W: 0 = background, i = object i
 one_hot = torch.stack([prediction == i for i in range(1, num_objects + 1)]).float()  # N x H x W
 torch.testing.assert_close(hard_masks(out.prob)[0], one_hot)
-viz.show_frames(video.frames[t:t + 1], ground_truth=video.labels[t:t + 1], prediction=prediction[None],
+prediction = F.interpolate(prediction[None, None].float(), size=video.frames.shape[1:3], mode="nearest")[0].long()
+viz.show_frames(video.frames[t:t + 1], ground_truth=video.labels[t:t + 1], prediction=prediction,
                 titles=[f"frame {t}, memory: frame 0 only"])
 
 # %% [markdown]
@@ -252,3 +259,79 @@ viz.metric_over_time(range(LENGTH), tracked, events=entries,
 #    network predict for it on the frame it was skipped?
 # 4. Use `generate_video(SyntheticConfig(num_objects=3, enter_prob=1.0, length=16), seed=2)`: object 3 enters
 #    before object 2. Check `result.object_ids` and `result.internal_ids` on the last frame: which is which?
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. The value of object 1 with and without the others' channel: the difference per position.
+with torch.inference_mode():
+    zero_hidden = torch.zeros(1, num_objects, net.hidden_dim, *key.shape[-2:])
+    with_others, _ = net.value_encoder(image, f16, zero_hidden, masks, others)
+    without_others, _ = net.value_encoder(image, f16, zero_hidden, masks, torch.zeros_like(masks))
+change = (with_others - without_others)[0, 0].norm(dim=0)  # h x w, object 1
+y, x = divmod(int(change.argmax()), change.shape[-1])
+print(f"object 1's value changes most at stride-16 cell {(y, x)}; there the others' mask covers "
+      f"{float(F.avg_pool2d(others[:, :1], 16)[0, 0, y, x]):.2f} of the cell")
+viz.show_heatmaps(change[None], column_titles=["|value change| of object 1"], background=video.frames[0],
+                  cmap="viridis")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. p1 = p2 = p with the background at exactly one third: its odds must equal each object's,
+# (1 - p)^2 / (1 - (1 - p)^2) = p / (1 - p). Bisection on the difference (decreasing in p):
+low_p, high_p = 0.01, 0.99
+for _ in range(60):
+    p = (low_p + high_p) / 2
+    gap = (1 - p) ** 2 / (1 - (1 - p) ** 2) - p / (1 - p)
+    low_p, high_p = (p, high_p) if gap > 0 else (low_p, p)
+shares = aggregate(torch.tensor([[p], [p]], dtype=torch.float64), dim=0)[:, 0]
+print(f"p = {p:.4f}: background, object 1, object 2 get {shares.numpy().round(4)}")
+torch.testing.assert_close(shares, torch.full((3,), 1 / 3, dtype=torch.float64), atol=1e-4, rtol=0)
+# p = (3 - sqrt(5)) / 2, about 0.38: every object is unsure and the pixel is split three ways; the
+# label map's argmax is then decided by tiny differences, which is where masks flicker.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 3. Object 2's mask given one frame late: on the frame it was skipped it has no channel at all.
+late = dict(given)
+second = entering.first_frame[1]
+late[second + 1] = late.pop(second)
+late_segmenter = VideoSegmenter(net, generated_config(net, mem_every=3))
+late_results = [late_segmenter.step(frame, late.get(f), end=f == LENGTH - 1) for f, frame in enumerate(entering.frames)]
+skipped = late_results[second]
+truth2 = entering.labels[second] == 2
+print(f"frame {second}: objects {skipped.object_ids}; object 2's pixels in the truth: "
+      f"{int(truth2.sum())}, predicted as {np.unique(skipped.labels[truth2])}")
+assert 2 not in skipped.object_ids
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 4. Object 3 entering before object 2: channels are in id order (`object_ids`), internal order is the
+# order of appearance (`segmenter.object_ids`).
+swapped = generate_video(SyntheticConfig(num_objects=3, enter_prob=1.0, length=16), seed=2)
+swapped_segmenter = VideoSegmenter(net, generated_config(net))
+swapped_given = swapped.given_masks()
+for f, frame in enumerate(swapped.frames):
+    last_result = swapped_segmenter.step(frame, swapped_given.get(f), end=f == len(swapped.frames) - 1)
+print("first frames:", swapped.first_frame, "| channels (object_ids):", last_result.object_ids,
+      "| internal order:", swapped_segmenter.object_ids)
+
+# %% [markdown]
+# ## Summary
+#
+# * The value encoder sees 5 channels per object: RGB, the object's own mask, the others' masks.
+# * The decoder fuses each object's readout (and sensory memory) with f16 into g16, upsamples to g8
+#   and g4 with skip features, and predicts one logit map per object with one shared 3 x 3 conv;
+#   objects never see each other inside it.
+# * Soft aggregation turns the independent sigmoids into one distribution over background and
+#   objects per pixel: each channel's odds over the sum of odds.
+# * Objects may enter mid-video: their masks register new ids, and their values start a new group.
+#
+# ## References
+#
+# * H. K. Cheng, A. G. Schwing, "XMem: Long-Term Video Object Segmentation with an Atkinson-Shiffrin
+#   Memory Model", ECCV 2022 (value encoder, decoder, sensory memory).
+# * S. W. Oh, J.-Y. Lee, N. Xu, S. J. Kim, "Video Object Segmentation using Space-Time Memory
+#   Networks", ICCV 2019 (soft aggregation).
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529, Sec. 3.4 (the XMem encoders and decoder kept).
+# * Library: `qmvos_lab/model/encoders.py`, `qmvos_lab/model/decoder.py`, `qmvos_lab/model/aggregate.py`,
+#   `qmvos_lab/inference/video.py`.

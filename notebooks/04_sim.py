@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,8 +17,8 @@
 # # 04 · The SIM: one query per object
 #
 # **Goals.** By the end of this notebook you will have
-# 1. fused the backbone's F16 and F8 maps into the map that queries come from, by hand, and checked
-#    it against `QMVOS.sim_feature`,
+# 1. fused the backbone's F16 and F8 maps into the map that queries come from (QMVOS Eq. 1, in the
+#    released order), by hand, and checked it against `QMVOS.sim_feature`,
 # 2. pooled that map under each object's mask into one query per object (masked average pooling),
 #    by hand and with `masked_average_pooling`,
 # 3. recomputed the multi-object interaction (a post-norm Transformer block over the queries) head by
@@ -26,14 +26,19 @@
 # 4. switched the SIM's parts on and off as in Table 3b/3c and seen what changes: which modules
 #    exist, which parameters learn from the queries, and the queries themselves.
 #
-# **Paper.** QMVOS (Zhou et al., ICME 2024, arXiv 2403.11529) Sec. 3.2, Eq. 1 (masked average
-# pooling) and Eq. 2 (multi-object interaction); Table 3b (feature scales) and 3c (interaction).
+# **Paper.** QMVOS (Zhou et al., ICME 2024, arXiv 2403.11529) Sec. 3.2: QMVOS Eq. 1 (the scale
+# fusion), the masked average pooling described right after it (it has no equation number), and
+# QMVOS Eq. 2 (multi-object interaction); Table 3b (feature scales) and 3c (interaction).
 #
 # **Where the SIM sits.** XMem segments each frame by matching its pixels against a memory of
 # earlier frames. QMVOS adds, for each object, a *query*: a C-dimensional vector that summarises what
-# the object looks like. The Scale-aware Interaction Module (SIM) makes these queries from the
-# current frame's features and the previous frame's masks; the QCIM (notebook 05) then refines them
-# against the memory readout and uses them as dynamic filters that produce the masks.
+# the object looks like. The Scale-aware Interaction Module (SIM) makes these queries from a frame's
+# features and that frame's masks (the given masks on frame 0, the prediction afterwards), and the
+# queries are used on the *next* frame: in the paper's words (Sec. 1), "we use the predicted mask and
+# features of the previous frame to summarize object queries". The library does the same
+# (`QMVOS.propagate_queries`: frame t's features pooled under frame t's predicted mask, used on
+# frame t+1). The QCIM (notebook 05) then refines them against the memory readout of the new frame
+# and uses them as dynamic filters that produce its masks.
 
 # %% tags=["parameters"]
 from qmvos_lab.zoo import smoke_mode
@@ -51,15 +56,17 @@ import torch.nn.functional as F
 from qmvos_lab import viz, zoo
 from qmvos_lab.ablations import ABLATIONS, model_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
-from qmvos_lab.inference.preprocess import to_image_tensor
+from qmvos_lab.inference.preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
 from qmvos_lab.model import build_network
 from qmvos_lab.model.sim import masked_average_pooling
 
 # %% [markdown]
 # ## 1. A frame, its objects, and the backbone's features
 #
-# We take the first frame of a generated video with three objects and its ground-truth masks (on
-# frame 0 these are the given annotations; on later frames the SIM uses the previous prediction).
+# We take the first frame of a generated video with three objects and its given masks: the queries
+# made from them are the ones frame 1 will use (on later frames the SIM pools under the network's own
+# prediction). The cached network was trained on generated frames zoomed to `net.inference_size`
+# (192 px for the CPU presets), so we feed it the frame at that size, as `VideoSegmenter` would.
 # The key encoder (a ResNet; ResNet-18 in the "small" networks) returns three feature maps:
 # F4, F8 and F16 at strides 4, 8 and 16.
 
@@ -74,21 +81,39 @@ viz.show_frames(video.frames[:1], ground_truth=video.labels[:1], titles=["frame 
 # %%
 net = zoo.trained("qmvos-small", PRESET)  # eval mode: dropout off, so every step below is deterministic
 _ = torch.set_grad_enabled(False)  # from here on, inference only (except where a cell turns it on)
-frame = to_image_tensor(image)[None]  # 1 x 3 x H x W, ImageNet-normalised
+shape = resized_shape(*image.shape[:2], net.inference_size)  # the size it was trained for (192 x 320 here)
+frame = resize_image(to_image_tensor(image), shape)[None]  # 1 x 3 x H x W, ImageNet-normalised
+masks = resize_masks(masks[0], shape)[None]  # 1 x N x H x W, nearest
+print("network trained at", net.inference_size, "px; frame", tuple(image.shape[:2]), "->", shape)
 key, shrinkage, selection, f16, f8, f4 = net.encode_key(frame)
 for name, x in (("frame", frame), ("F4", f4), ("F8", f8), ("F16", f16)):
     print(f"{name:5s} {tuple(x.shape)}")
 
 # %% [markdown]
+# Where the SIM sits in the network, with the shapes of one forward pass of this network at this
+# size (`viz.architecture` runs the stages and measures every tensor it draws; orange: QMVOS's
+# parts). The queries of frame t come from frame t − 1: features and masks.
+
+# %%
+viz.architecture(net, *shape, objects=num_objects)
+
+# %% [markdown]
 # ## 2. Scale-aware initialisation: fusing F16 and F8
 #
-# F16 is semantic but coarse (a 96 x 160 frame becomes a 6 x 10 grid); F8 is finer. The SIM fuses
-# them into one stride-8 map (the released `simple_upsample_block`):
+# F16 is semantic but coarse (a 192 x 320 frame becomes a 12 x 20 grid); F8 is finer. The paper
+# writes the fusion as (QMVOS Eq. 1)
 #
-# 1. project F16 to the query width C with a 1 x 1 conv (`input_proj`),
+# $$\hat F_{16} = \mathrm{Conv}_1(\mathrm{Upsample}(F_{16})), \qquad
+#   F_{fuse} = \mathrm{Conv}_2(\mathrm{Concat}(\hat F_{16}, F_8)),$$
+#
+# with two 1 x 1 convolutions and a linear-interpolation upsampling. The released code (and the
+# library, `model/sim.py: scale_fusion`) does it in a different order, with norms:
+#
+# 1. project F16 to the query width C with a 1 x 1 conv (`input_proj`) *before* upsampling,
 # 2. upsample it x2 (bilinear, corners aligned), 1 x 1 conv + GroupNorm,
 # 3. concatenate F8 and mix with a 1 x 1 conv + GroupNorm. There is no activation anywhere, as released.
 #
+# So there are three 1 x 1 convs instead of two, and two GroupNorms the paper does not mention.
 # We redo the three steps with the module's own weights and compare with `net.sim_feature`.
 
 # %%
@@ -119,9 +144,11 @@ viz.show_heatmaps(energy, column_titles=["|input_proj(F16)|", "|fused F16 + F8|"
 viz.readout_channels(fused[0], channels=8)
 
 # %% [markdown]
-# ## 3. Masked average pooling (Eq. 1)
+# ## 3. Masked average pooling (the prose after QMVOS Eq. 1)
 #
-# Each object's query is the mean of the fused map under its mask:
+# The paper: the mask is pooled to the resolution of F<sub>fuse</sub>, multiplied with it, and the
+# masked feature is globally average-pooled. Each object's query is the mean of the fused map under
+# its mask:
 #
 # $$q_i = \frac{\sum_{x} F(x)\, M_i(x)}{\sum_x M_i(x) + \epsilon}$$
 #
@@ -143,12 +170,17 @@ viz.show_heatmaps(small[0], column_titles=[f"object {i + 1}: {int(a)} cells" for
                   background=image, suptitle="The masks on the stride-8 grid the queries are pooled from")
 
 # %% [markdown]
-# ## 4. Multi-object interaction (Eq. 2)
+# ## 4. Multi-object interaction (QMVOS Eq. 2)
 #
-# The N queries of a video then attend to each other: a post-norm Transformer block
-# (`query_SelfAtt_FFN`; 8 heads, FFN 4C):
+# The N queries of a video then attend to each other in a post-norm Transformer block. The paper
+# prints it with one attention:
 #
-# $$q' = \mathrm{LN}(q + \mathrm{MHA}(q, q, q)), \qquad q'' = \mathrm{LN}(q' + \mathrm{FFN}(q'))$$
+# $$\mathrm{SA}(X) = \mathrm{Softmax}(QK^\top/\sqrt d)\,V, \quad
+#   \hat X = \mathrm{LN}(\mathrm{SA}(X) + X), \quad X_{sim} = \mathrm{LN}(\mathrm{FFN}(\hat X) + \hat X)$$
+#
+# The released block (`query_SelfAtt_FFN`, `model/sim.py: QueryInteraction`) splits SA into 8 heads
+# of C/8 channels (each scaled by 1/√(C/8)), adds an output projection, and uses an FFN of width 4C
+# with a ReLU (and dropout while training).
 #
 # so that each object's query knows about the others (useful when objects look alike). We compute
 # the attention head by head from the packed projection weights of `nn.MultiheadAttention`, and
@@ -190,7 +222,7 @@ print("queries", tuple(queries.shape), "| attention", tuple(weights.shape))
 object_names = [f"obj {i + 1}" for i in range(n)]
 viz.show_heatmaps(weights[0], column_titles=[f"head {h}" for h in range(heads)], xlabel="attended query (key)",
                   ylabel="query", vmin=0.0, vmax=1.0, colorbar_label="attention weight",
-                  suptitle="SIM multi-object interaction (Eq. 2): query-query attention per head")
+                  suptitle="SIM multi-object interaction (QMVOS Eq. 2): query-query attention per head")
 
 # %% [markdown]
 # **Padded objects.** Training clips carry a fixed number of object slots; empty slots are marked
@@ -307,3 +339,97 @@ viz.show_heatmaps(torch.stack(similarity), column_titles=variants, xlabel="query
 #    attends to)?
 # 4. Count the parameters of the whole SIM in the released ("base") size with
 #    `build_network(model_config("qmvos"))` and compare them with those of the decoder.
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. An object that vanishes on the stride-16 grid, and its query in the sim-f16 variant.
+found = None
+for seed in range(30):
+    candidate = generate_video(SyntheticConfig(num_objects=4, length=6), seed=seed)
+    for t, label_map in enumerate(candidate.labels):
+        on_net = resize_masks(torch.stack([torch.from_numpy(label_map == i) for i in range(1, 5)]).float(), shape)
+        cells16 = F.interpolate(on_net[None], size=(shape[0] // 16, shape[1] // 16), mode="nearest")[0].sum((-2, -1))
+        lost = [i for i in range(4) if on_net[i].sum() > 0 and cells16[i] == 0]
+        if lost:
+            found = (seed, t, lost[0], on_net)
+            break
+    if found:
+        break
+if found is None:
+    print("no object vanishes on the stride-16 grid in seeds 0-29")
+else:
+    seed, t, lost, on_net = found
+    variant = networks["sim-f16"]
+    lost_video = generate_video(SyntheticConfig(num_objects=4, length=6), seed=seed)
+    image16 = resize_image(to_image_tensor(lost_video.frames[t]), shape)[None]
+    *_, v16, v8, v4 = variant.encode_key(image16)
+    pooled16 = masked_average_pooling(variant.sim_feature(v16, v8, v4), on_net[None])  # 1 x 4 x C
+    print(f"seed {seed}, frame {t}: object {lost + 1} has {int(on_net[lost].sum())} pixels but no stride-16 cell;",
+          f"its pooled query has norm {float(pooled16[0, lost].norm()):.3g} (zero); after the interaction it is",
+          "whatever the other queries make of a zero vector, not a description of the object")
+    assert pooled16[0, lost].abs().max() == 0
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. Trained variants on near-identical objects: the cosine similarity between their queries.
+twins = generate_video(SyntheticConfig(num_objects=3, similarity=0.95, length=2), seed=SEED)
+twin_labels = torch.from_numpy(twins.labels[0]).long()
+twin_masks = resize_masks(torch.stack([twin_labels == i for i in range(1, 4)]).float(), shape)[None]
+twin_frame = resize_image(to_image_tensor(twins.frames[0]), shape)[None]
+cosines = {}
+for name in ("qmvos-small", "sim-f8-small", "no-interaction-small"):
+    with torch.enable_grad():  # the first call trains the network, and this notebook turned gradients off
+        trained = zoo.trained(name, PRESET)
+    *_, t16, t8, t4 = trained.encode_key(twin_frame)
+    unit = F.normalize(trained.init_queries((t16, t8, t4), twin_masks)[0], dim=-1)  # N x C
+    similarity_matrix = unit @ unit.T
+    cosines[name] = float(similarity_matrix[~torch.eye(3, dtype=torch.bool)].mean())
+print("mean cosine similarity between different objects' queries:", {k: round(v, 3) for k, v in cosines.items()})
+print("(the smaller, the better the queries tell the look-alikes apart; in smoke mode the networks are barely trained)")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 3. Two identical masks: equal queries without the interaction, and with it too. Self-attention is
+# permutation-equivariant: two identical rows give identical queries, keys and values, hence identical
+# attention rows and identical outputs; the FFN and LayerNorm act row by row.
+same = masks.clone()
+same[:, 1] = same[:, 0]
+for name in ("no-interaction", "qmvos"):
+    *_, v16, v8, v4 = networks[name].encode_key(frame)
+    twin_queries = networks[name].init_queries((v16, v8, v4), same)[0]
+    torch.testing.assert_close(twin_queries[0], twin_queries[1])
+    print(f"{name}: queries 1 and 2 equal")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 4. Parameters of the SIM and of the decoder in the released ("base") size.
+base = build_network(model_config("qmvos"))
+count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+sim_parameters = sum(count(getattr(base, m)) for m in ("input_proj", "simple_upsample_block", "query_SelfAtt_FFN"))
+qcim_parameters = count(base.decoder.QCIM) + count(base.decoder.g16_proj)
+print(f"SIM: {sim_parameters / 1e6:.2f} M; decoder: {count(base.decoder) / 1e6:.2f} M "
+      f"(of which QCIM + g16_proj {qcim_parameters / 1e6:.2f} M); whole network {count(base) / 1e6:.1f} M")
+del base
+
+# %% [markdown]
+# ## Summary
+#
+# * The SIM's map fuses F16 and F8 at stride 8 (QMVOS Eq. 1); the released order projects F16 to C
+#   channels before upsampling and adds two GroupNorms (`scale_fusion`).
+# * One query per object is the mean of that map under the object's mask (masked average pooling,
+#   the prose after QMVOS Eq. 1); an empty mask gives a zero query.
+# * The queries attend to each other in one post-norm Transformer block (QMVOS Eq. 2; released:
+#   8 heads, scaled, FFN 4C); padded object slots receive no attention.
+# * Queries made on frame t (under frame t's mask) are used on frame t+1.
+# * Table 3b/3c switch the scales and the interaction; with the interaction, one object's query
+#   depends on the others' masks.
+#
+# ## References
+#
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529: Sec. 1 (queries from the previous frame), Sec. 3.2 (SIM, QMVOS Eq. 1-2),
+#   Table 3b-3c.
+# * A. Vaswani et al., "Attention Is All You Need", NeurIPS 2017 (the Transformer block of QMVOS Eq. 2).
+# * H. K. Cheng, A. G. Schwing, "XMem: Long-Term Video Object Segmentation with an Atkinson-Shiffrin
+#   Memory Model", ECCV 2022 (the network the queries are added to).
+# * Library: `qmvos_lab/model/sim.py` (`scale_fusion`, `masked_average_pooling`, `QueryInteraction`),
+#   `qmvos_lab/model/qmvos.py` (`sim_feature`, `sim`, `propagate_queries`).

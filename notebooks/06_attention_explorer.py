@@ -28,13 +28,18 @@
 # 6. compared `qmvos`, `sim-f16`, `no-interaction` and `qcim-f16` on the same video, and exported
 #    an animation and a PNG.
 #
-# **Paper.** QMVOS (arXiv 2403.11529) Sec. 3.2 (the SIM's multi-object interaction), Sec. 3.3
-# (QCIM: the queries' self-attention, Eq. 3, and their cross-attention to the readout of *all*
-# objects, Eq. 4); Table 3b-3d (the variants); XMem (ECCV 2022) Sec. 3.2 (memory reading, top-k).
+# **Paper.** QMVOS (arXiv 2403.11529) Sec. 3.2 (the SIM's multi-object interaction, QMVOS Eq. 2),
+# Sec. 3.3 (the QCIM block, QMVOS Eq. 3: the queries' self-attention, then their cross-attention to
+# the readout of *all* objects, QMVOS Eq. 4); Table 3b-3d (the variants); XMem (ECCV 2022) Sec. 3.2
+# (memory reading, top-k).
 #
-# **The question.** QMVOS claims that each object's query reads the memory readout of its own
-# *and of the other* objects, and that the interaction between queries separates similar
-# objects. Notebook 05 showed one frame. Here we watch it over a video, and measure it.
+# **The question.** The QMVOS paper says that during the cross-attention "each object query can
+# attend to the content of both its own and other objects" (Sec. 3.3). It motivates the SIM's
+# multi-object interaction with "occlusion phenomena and the similarity of multiple objects"
+# (Sec. 3.2), and reads its qualitative results (Sec. 4.2, Fig. 3) as showing the effect of the
+# multi-object interaction (multi-object scenes) and of object-level perception (similar objects).
+# The paper shows no attention maps; notebook 05 showed one frame. Here we watch the attention over
+# a video, and measure it.
 
 # %% tags=["parameters"]
 from qmvos_lab.zoo import smoke_mode
@@ -166,7 +171,7 @@ pd.DataFrame({"by hand": {k: float(v) for k, v in by_hand.items()}, "library": l
 #
 # Controls: **frame** (slider and play), **query**, **head** (each, or their mean), **readout of**
 # (which object's readout the large panel shows), **matrix** (the QCIM cross-attention mass,
-# queries x objects; the QCIM self-attention, Eq. 3; or the SIM's, Sec. 3.2), **colours** (one
+# queries x objects; the QCIM self-attention of QMVOS Eq. 3; or the SIM's, QMVOS Eq. 2), **colours** (one
 # scale for every panel, or one per panel). Top row: ground truth, prediction, the query's
 # attention on the chosen readout (cyan: the query's object, white: the readout's object), the
 # matrix. Middle: the query over every object's readout. Bottom: its metrics over time, with the
@@ -203,13 +208,19 @@ pd.Series({name: f"{1000 * np.median(seconds):.0f} ms" for name, seconds in timi
 # %% [markdown]
 # ## 5. XMem's side: which memory a pixel reads
 #
-# Before the queries, XMem reads memory pixel by pixel (Sec. 3.2): each pixel of the frame gives
+# Before the queries, XMem reads memory pixel by pixel (XMem Sec. 3.2): each pixel of the frame gives
 # weights to the top-k most similar memory positions (k = 30) and reads their values. The memory
 # view draws one pixel's weights over the memory frames it read (the "pixel" controls of the
-# widget; here the cell at object 1's centre). QMVOS reads memory the same way.
+# widget; here the grid cell at object 1's centre). QMVOS reads memory the same way. The centre is
+# in frame pixels; the grid is that of the network's input (resized, padded), so we map it there
+# first, with the inverse of the cell-centre formula of section 3.
 
 # %%
-cell = (int(ys.float().mean() + top) // 16, int(xs.float().mean() + left) // 16)
+centre_net = ((ys.float().mean() + 0.5) / scale_y - 0.5 + top,  # object 1's centre in padded network pixels
+              (xs.float().mean() + 0.5) / scale_x - 0.5 + left)
+cell = (min(int(centre_net[0]) // 16, h - 1), min(int(centre_net[1]) // 16, w - 1))  # its grid cell
+print("object 1's centre: frame pixel", (round(float(ys.float().mean())), round(float(xs.float().mean()))),
+      "-> grid cell", cell, "of", (h, w))
 explorer.set(pixel=cell, readout=1)
 working, memory_frames, long_weight, _, _ = explorer.pixel_affinity(t0, 1, cell)
 print("memory frames read:", memory_frames, "weights:", working.sum((1, 2)).round(2),
@@ -278,3 +289,22 @@ HTML(animation)
 #    between them. Does the `no-interaction` variant's centroid distance grow more than `qmvos`'s?
 # 4. The in-mask ratio counts a grid cell by the share of its pixels inside the mask. Write the
 #    binary version (a cell counts when more than half is inside) and compare the two on this video.
+
+# %% [markdown]
+# ## Summary
+#
+# * A traced run keeps, per frame, the QCIM's cross-attention of every query over every object's
+#   readout grid (they sum to 1 over objects and positions), its self-attention and the SIM's.
+# * Four numbers summarise a query's attention: own-object mass, in-mask ratio, entropy, centroid
+#   distance; they are recomputed here by hand on the network's own grid.
+# * XMem's side is the top-k affinity of one pixel over the memory; grid cells live on the resized,
+#   padded input, so a frame pixel has to be mapped there first.
+# * The variants of Table 3b-3d change what the queries are made from and what they read; whether
+#   that shows in these numbers is an empirical question the paper does not address.
+#
+# ## References
+#
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529: Sec. 3.2-3.3 (QMVOS Eq. 2-4), Sec. 4.2, Table 3b-3d.
+# * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022 (memory reading, top-k).
+# * Library: `qmvos_lab/viz/explorer.py`, `qmvos_lab/viz/explorer_metrics.py`, `qmvos_lab/inference/trace.py`.

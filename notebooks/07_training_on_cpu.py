@@ -27,7 +27,8 @@
 #
 # **Paper.** XMem (ECCV 2022) Sec. 3.6 and its supplementary material (training: clips of 8 frames,
 # memory of earlier frames, bootstrapped cross-entropy + dice); QMVOS (arXiv 2403.11529) Sec. 3.4
-# (the same recipe and loss).
+# (eight consecutive frames per clip, "following" XMem; the paper does not state its loss: the
+# released code, and this kit, use XMem's).
 #
 # Everything runs on a laptop CPU with the `cpu-tiny` preset: the "small" network (ResNet-18 key
 # encoder) on generated clips of 4 frames at 128 x 128 pixels, cut from a fifth to a third of a
@@ -274,3 +275,20 @@ fig
 #    trainer say, and why would a silent change break the "same losses as a straight run" guarantee?
 # 4. Draw one clip pass of the untrained network (`build_network(model_config("qmvos", "small"))`)
 #    and of the cached one: on which frame does the untrained one lose the objects?
+
+# %% [markdown]
+# ## Summary
+#
+# * The loss is XMem's: bootstrapped cross-entropy (the hardest pixels, a share that shrinks
+#   during training) plus a dice loss, on every frame after the first of a clip.
+# * One clip pass segments each frame from the memory of the earlier ones, with QMVOS's queries
+#   carried from frame to frame as at inference.
+# * The `cpu-tiny` preset trains the "small" network on generated clips in minutes; training stops
+#   and resumes exactly.
+#
+# ## References
+#
+# * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022, and its supplementary material (training).
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529, Sec. 3.4.
+# * Library: `qmvos_lab/train/losses.py`, `qmvos_lab/train/clip_pass.py`, `qmvos_lab/train/trainer.py`.

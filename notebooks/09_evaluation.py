@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -105,8 +105,13 @@ for ax, (title, image) in zip(fig.subplots(1, 3), [("ground truth and prediction
 fig
 
 # %% [markdown]
-# A shift of two pixels costs J a lot on a small object but costs F nothing: both boundaries lie
-# within the tolerance of each other. Shift it further and watch F fall off a cliff at the radius:
+# On this 40 x 60 image the tolerance is tiny: r = ⌈0.008 · √(40² + 60²)⌉ = ⌈0.58⌉ = 1 pixel. So the
+# diagonal 2-pixel shift above already costs F almost everything (printed above): hardly a boundary
+# pixel of one square lies within 1 pixel of the other's contour. Shift the square vertically, one
+# pixel at a time: a 1-pixel shift costs J about a tenth and F nothing (both contours are within the
+# radius of each other); from 2 pixels on, the top and bottom edges fall out of tolerance and F
+# drops to about one half at once, while only the left and right edges still match. F falls off a
+# cliff just past the radius; J declines smoothly.
 
 # %%
 shifts = np.arange(0, 9)
@@ -116,6 +121,8 @@ for s in shifts:
     moved[10 + s:30 + s, 10:30] = True
     scores.append({"shift (px)": s, "J": jaccard(gt, moved), "F": f_measure(gt, moved)})
 scores = pd.DataFrame(scores)
+assert radius == 1 and scores.F[1] == 1.0 and scores.F[2] < 0.6  # the cliff just past the radius
+print(scores.round(3).to_string(index=False))
 viz.metric_over_time(scores["shift (px)"], {"J": scores["J"], "F": scores["F"]},
                      events={"tolerance radius": [radius]}, ylabel="score", title="J and F against a vertical shift")
 
@@ -189,3 +196,52 @@ viz.show_frames(np.stack(panels), titles=titles, columns=2)
 #    same videos: which statistic (Mean, Recall, Decay) separates it most clearly from QMVOS?
 # 3. Write the predictions to a folder (`qmvos-lab data generate` writes the ground truth in the DAVIS
 #    layout) and check that `qmvos-lab evaluate` gives the same J&F as this notebook.
+
+# %% [markdown]
+# **Solutions** (the cells are collapsed: click to open them after trying).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 1. A diagonal shift moves all four edges, a vertical one only the top and bottom edges: past the
+# same 1-pixel radius, F falls towards 0 instead of to about one half.
+diagonal = []
+for s in shifts:
+    moved = np.zeros_like(gt)
+    moved[10 + s:30 + s, 10 + s:30 + s] = True
+    diagonal.append(f_measure(gt, moved))
+both = pd.DataFrame({"shift (px)": shifts, "F vertical": scores["F"], "F diagonal": diagonal})
+print(both.round(3).to_string(index=False))
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# 2. Mean, Recall and Decay of the copy-the-first-mask baseline against QMVOS on the same videos.
+from qmvos_lab.train.validate import copy_first_mask  # noqa: E402
+
+statistics_rows = []
+for method, method_predictions in (("copy first mask", copy_first_mask(videos)), ("qmvos-small", predictions)):
+    for video, prediction in zip(videos, method_predictions):
+        j, _ = evaluate_sequence(video.labels, prediction[1:-1], name=video.name)
+        for obj in range(j.shape[0]):
+            j_mean, j_recall, j_decay = statistics(j[obj])
+            statistics_rows.append({"method": method, "J-Mean": j_mean, "J-Recall": j_recall, "J-Decay": j_decay})
+print(pd.DataFrame(statistics_rows).groupby("method").mean().round(3))
+
+# %% [markdown]
+# ## Summary
+#
+# * J is the IoU of prediction and ground truth (1 when both are empty); F is the F-measure of the
+#   two contours, matched within a disk of radius ⌈0.008 x diagonal⌉, which is 1 pixel on a small
+#   image.
+# * F is flat inside the radius and drops at once past it; J declines smoothly with a shift.
+# * The protocol scores every object over the frames between the first and the last: Mean, Recall
+#   (share of frames above 0.5) and Decay; J&F is the mean of J and F. QMVOS reports J&F, J and F
+#   on DAVIS (Tables 1 and 3) and G with J, F on seen and unseen classes on YouTube-VOS (Table 2),
+#   on the 0-100 scale (QMVOS Sec. 4.1); this kit prints 0-1.
+# * Per-frame J curves find the failure cases without looking at every frame.
+#
+# ## References
+#
+# * F. Perazzi et al., "A Benchmark Dataset and Evaluation Methodology for Video Object
+#   Segmentation", CVPR 2016 (J, F and their statistics).
+# * J. Pont-Tuset et al., "The 2017 DAVIS Challenge on Video Object Segmentation", arXiv:1704.00675.
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529, Sec. 4.1 (metrics).
+# * Library: `qmvos_lab/eval/metrics.py`, `qmvos_lab/eval/davis.py`.

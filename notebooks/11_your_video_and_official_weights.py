@@ -21,7 +21,8 @@
 #    the `qmvos-lab segment` command and with the Python step API.
 # 2. Load the official XMem checkpoints (and the released QMVOS weights), and know what to do when
 #    you are offline.
-# 3. Start QMVOS from XMem weights (the released code cannot).
+# 3. Start QMVOS from XMem weights (an option of this kit; the QMVOS paper does not say how its
+#    network was initialised).
 #
 # **What you need for your own video.** A folder of frames (JPEG or PNG, sorted by name) or a video
 # file, and a label PNG for the first frame: 0 background, 1..N the objects (a palette PNG as DAVIS
@@ -169,3 +170,20 @@ save_checkpoint(qmvos_init, OUTPUT / "qmvos-from-xmem.pth")
 # 2. Add a second mask on a later frame for an object that enters then (`00020.png`, say): what does
 #    the segmenter do with the objects it already tracks?
 # 3. Compare `--size 240` with `--size -1` on your video: speed and quality.
+
+# %% [markdown]
+# ## Summary
+#
+# * `qmvos-lab segment` and `VideoSegmenter.step` segment your own frames or video from masks you
+#   give, at the size the network was trained for.
+# * The official XMem checkpoints and the released QMVOS weights load strictly; foreign or broken
+#   files are refused with one line.
+# * `qmvos_from_xmem` starts QMVOS from XMem weights (the kit's option; the paper does not say how
+#   QMVOS was initialised).
+#
+# ## References
+#
+# * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022 (github.com/hkchengrex/XMem, MIT).
+# * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
+#   arXiv:2403.11529 (github.com/zht8506/QMVOS, GPL-3.0).
+# * Library: `qmvos_lab/segment.py`, `qmvos_lab/checkpoints.py`, `qmvos_lab/inference/video.py`.

@@ -159,7 +159,7 @@ def test_the_paper_scale_columns_use_our_own_margin(monkeypatch):
 
     from qmvos_lab.ablate import summary
 
-    paper = {name: SimpleNamespace(table=row.table, direction=row.direction, jf=jf)
+    paper = {name: SimpleNamespace(table=row.table, direction=row.direction, jf=jf, note="")
              for (name, row), jf in zip(ablate.TABLE3.items(), (84.9, 83.4, None, None, 84.6, 84.5, 84.3, 84.5))}
     monkeypatch.setattr(summary, "TABLE3", paper)
     runs = table({"qmvos": FULL, "xmem": FULL - 0.05, "no-interaction": FULL + SHIFT})

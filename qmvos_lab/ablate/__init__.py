@@ -9,7 +9,7 @@
 `qmvos-lab ablate --preset P --variants a,b --seeds 0,1,2 --output DIR` does the same and writes
 DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (runs, cache, back ends), summary.py
 (the table), stats.py (intervals, tests, Holm, verdicts), power.py (what the design can detect),
-aggregates.py (IQM, probability of improvement), paper.py (the paper's Table 3), figures.py, speed.py.
+aggregates.py (IQM, probability of improvement), paper.py (the paper's Tables 1-3 as reference data), figures.py, speed.py.
 
 Names are imported on first use, so that a command line error costs no scipy or seaborn import.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 _MODULES = {
     "figures": ["differences", "jf_points"],
-    "paper": ["CITATION", "PAPER_FPS", "TABLE3", "PaperRow"],
+    "paper": ["CITATION", "INCONSISTENCIES", "PAPER_FPS", "TABLE1", "TABLE2", "TABLE3", "PaperRow", "Score"],
     "report": ["format_summary", "write_outputs"],
     "runner": ["DEFAULT_EVAL_SET", "EvalSet", "RunSpec", "Variant", "eval_set_from", "parse_pairs", "plan",
                "run_ablations", "run_one", "seeds_from", "slurm_executor", "variants_from"],
@@ -50,7 +50,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for IDEs and type checkers
     from .figures import differences, jf_points
-    from .paper import CITATION, PAPER_FPS, TABLE3, PaperRow
+    from .paper import CITATION, INCONSISTENCIES, PAPER_FPS, TABLE1, TABLE2, TABLE3, PaperRow, Score
     from .report import format_summary, write_outputs
     from .runner import (DEFAULT_EVAL_SET, EvalSet, RunSpec, Variant, eval_set_from, parse_pairs, plan,
                          run_ablations, run_one, seeds_from, slurm_executor, variants_from)

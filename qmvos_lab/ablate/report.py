@@ -10,7 +10,7 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..viz.save import save_figure
 from .figures import differences, jf_points
-from .paper import CITATION
+from .paper import CITATION, INCONSISTENCIES, TABLE3
 
 SUMMARY_COLUMNS = ["variant", "videos", "seeds", "J&F", "ci_low", "ci_high", "IQM", "seed_min", "seed_max", "diff",
                    "diff_runs_low", "diff_runs_high", "p_value", "p_holm", "p_improve", "mdd", "seeds_needed",
@@ -37,6 +37,13 @@ def write_outputs(runs: pd.DataFrame, summary: pd.DataFrame, output: str | os.Pa
     return written
 
 
+def paper_line(variant: str) -> str:
+    """What Table 3 prints for `variant` (0-100 scale, as printed)."""
+    row = TABLE3[variant]
+    printed = (f"J&F {row.jf} J {row.j} F {row.f}" if row.jf is not None else row.note)
+    return f"  {variant} (Table {row.table}, '{row.printed_as}'): {printed}"
+
+
 def format_summary(summary: pd.DataFrame, speed: pd.DataFrame | None = None) -> str:
     """The summary as text: the numbers, then one reading per variant, then the citation."""
     columns = [c for c in SUMMARY_COLUMNS if c in summary]
@@ -60,4 +67,6 @@ def format_summary(summary: pd.DataFrame, speed: pd.DataFrame | None = None) -> 
         lines.append(f"speed QMVOS / XMem time per frame: {speed['ratio'].iloc[0]:.3f} "
                      f"(paper {speed['paper_ratio'].iloc[0]:.3f})")
     lines += ["", f"paper: {CITATION}"]
+    lines += [paper_line(variant) for variant in summary["variant"] if variant in TABLE3]
+    lines += [f"  note: {text}" for text in INCONSISTENCIES[:1] if "xmem" in set(summary["variant"])]
     return "\n".join(lines)

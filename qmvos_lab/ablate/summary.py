@@ -123,7 +123,7 @@ COLUMNS = ["variant", "videos", "seeds", "J&F", "ci_low", "ci_high", "IQM", "iqm
            "seed_min", "seed_max", "diff", "diff_low", "diff_high", "diff_runs_low", "diff_runs_high", "p_value",
            "p_method", "p_holm", "p_improve", "p_improve_low", "p_improve_high", "diff_seed_min", "diff_seed_max",
            "mdd", "seeds_needed", "videos_needed", "paper_table", "paper_direction", "paper_jf", "paper_diff",
-           "paper_share", "paper_scaled", "paper_detectable", "caveat", "verdict"]  # the order of summary.csv
+           "paper_share", "paper_scaled", "paper_detectable", "paper_note", "caveat", "verdict"]  # the order of summary.csv
 
 
 def _paper_columns(summary: pd.DataFrame, reference: str, baseline: str) -> None:
@@ -135,7 +135,8 @@ def _paper_columns(summary: pd.DataFrame, reference: str, baseline: str) -> None
     summary["paper_table"] = [p.table if p else "" for p in paper]
     summary["paper_direction"] = [{-1: "below", 0: "reference", 1: "above"}.get(p.direction, "") if p else ""
                                   for p in paper]
-    summary["paper_jf"] = [p.jf if p and p.jf is not None else math.nan for p in paper]
+    summary["paper_jf"] = [p.jf if p and p.jf is not None else math.nan for p in paper]  # 0-100, as printed
+    summary["paper_note"] = [p.note if p else "" for p in paper]
     summary["paper_diff"] = [effects.get(v, (math.nan, math.nan))[0] for v in summary["variant"]]
     summary["paper_share"] = [effects.get(v, (math.nan, math.nan))[1] for v in summary["variant"]]
     summary["paper_scaled"] = summary["paper_share"] * (margin if margin > 0 else math.nan)

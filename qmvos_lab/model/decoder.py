@@ -1,9 +1,10 @@
-"""The XMem decoder (Sec. 3.4 and Fig. 3): fuse f16 with the memory readout and the sensory
+"""The XMem decoder (Cheng & Schwing, ECCV 2022; QMVOS Sec. 3.4 keeps "the same iterative upsampling
+architecture ... as in XMem"): fuse f16 with the memory readout and the sensory
 memory, upsample 16 -> 8 -> 4 with skip connections, predict one logit map per object, and
 update the sensory memory from the multi-scale decoder features.
 
 `QueryDecoder` is QMVOS's variant (QMVOS Sec. 3.3): the same fusion and upsampling, then the QCIM
-and the queries as dynamic filters in place of the prediction conv."""
+(QMVOS Eq. 3-4) and the queries as dynamic filters in place of the prediction conv."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .blocks import FeatureFusionBlock, GConv2D, SensoryUpdater, UpsampleBlock
-from .qcim import QueryContentInteraction, serialise_readout
+from .qcim import QueryContentInteraction, dynamic_filter_logits, serialise_readout
 
 
 class Decoder(nn.Module):
@@ -90,7 +91,7 @@ class QueryDecoder(Decoder):
         """
         g16, g8, g4 = self.decode(f16, f8, f4, hidden, memory_readout)
         if self.qcim_source == "readout":
-            content = serialise_readout(self.g16_proj(g16))  # B x (N h w) x C
+            content = serialise_readout(self.g16_proj(g16))  # B x (N h w) x C: M, as released (see its docstring)
             area = g16.shape[-2] * g16.shape[-1]
             content_valid = None if object_valid is None else object_valid.repeat_interleave(area, dim=1)
         else:
@@ -99,7 +100,7 @@ class QueryDecoder(Decoder):
         queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights)
         # QMVOS Sec. 3.3 (last paragraph): each refined query is a dynamic 1x1 filter on its
         # object's stride-4 decoder feature, logit_i = <q_i, g4_i>, in place of XMem's prediction conv
-        logits4 = torch.einsum("bnc,bnchw->bnhw", queries, g4)  # B x N x H4 x W4
+        logits4 = dynamic_filter_logits(queries, g4)  # B x N x H4 x W4
         hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if h_out else None
         logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # B x N x H x W
         if weights is not None:

@@ -1,8 +1,8 @@
 """Memory reading by pixel-level matching (XMem Sec. 3.2, Eq. 1-3).
 
-    S(k, q)_ij = -s_i * sum_c e_cj (k_ci - q_cj)^2 / sqrt(C_k)            (Eq. 3)
-    W = softmax over the memory axis i of S (optionally top-k)          (Eq. 2)
-    readout_j = sum_i W_ij v_i                                          (Eq. 1)
+    S(k, q)_ij = -s_i * sum_c e_cj (k_ci - q_cj)^2 / sqrt(C_k)      (XMem Eq. 3)
+    W = softmax over the memory axis i of S (optionally top-k)    (XMem Eq. 2)
+    readout_j = sum_i W_ij v_i                                    (XMem Eq. 1)
 
 k: memory keys, s: their shrinkage (>= 1), q: query keys, e: the query's selection in (0, 1).
 The square is expanded so that everything is matrix products:
@@ -19,7 +19,7 @@ import torch
 
 def get_similarity(mem_key: torch.Tensor, mem_shrinkage: torch.Tensor | None,
                    query_key: torch.Tensor, query_selection: torch.Tensor | None) -> torch.Tensor:
-    """Anisotropic L2 similarity between every memory and every query position (Eq. 3).
+    """Anisotropic L2 similarity between every memory and every query position (XMem Eq. 3).
 
     mem_key:         B x Ck x [N]   (N memory positions, e.g. T x H x W)
     mem_shrinkage:   B x 1  x [N]   or None (no shrinkage: s = 1)
@@ -67,7 +67,7 @@ def _normalised_exp(values: torch.Tensor) -> torch.Tensor:
 
 def softmax_affinity(similarity: torch.Tensor, top_k: int | None = None,
                      return_usage: bool = False):
-    """Normalise a B x N x P similarity over the memory axis N (Eq. 2).
+    """Normalise a B x N x P similarity over the memory axis N (XMem Eq. 2).
 
     With `top_k`, only the k largest entries of each query column are kept (the rest get weight
     0), as in XMem's inference; without it, a plain (max-subtracted) softmax, as in training.
@@ -86,7 +86,7 @@ def softmax_affinity(similarity: torch.Tensor, top_k: int | None = None,
 
 
 def readout(affinity: torch.Tensor, mem_value: torch.Tensor) -> torch.Tensor:
-    """Weighted sum of memory values (Eq. 1).
+    """Weighted sum of memory values (XMem Eq. 1).
 
     affinity:  B x N x P
     mem_value: B x Cv x [N]

@@ -1,10 +1,12 @@
-"""The Query-Content Interaction Module, QCIM (QMVOS Sec. 3.3, Eq. 3-4).
+"""The Query-Content Interaction Module, QCIM (QMVOS Sec. 3.3, Eq. 3-4), and the queries as
+dynamic filters (QMVOS Sec. 3.3, last paragraph).
 
-The object queries first attend to each other, then to the *serialised* memory readout of all
-objects (the decoder-fused stride-16 feature of every object, projected 512 -> 256 and flattened
-object-major into B x (N*H*W) x 256), then pass an FFN; each step has a residual and a
-LayerNorm (post-norm, as released). Every query may attend to the positions of every valid
-object, which is how one object's query learns what the others look like.
+The object queries first attend to each other, then to the *serialised* memory readout M of all
+objects (`serialise_readout`), then pass an FFN; each step has a residual and a LayerNorm
+(post-norm): QMVOS Eq. 3, `QueryContentInteraction`. The cross-attention of that block is
+QMVOS Eq. 4 (`cross_attention`). Every query may attend to the positions of every valid object, which
+is how one object's query learns what the others look like. Finally each refined query is a 1x1
+filter on its own object's decoder feature (`dynamic_filter_logits`).
 
 Attribute names match the released `decoder.QCIM` (note its numbering: norm2 after the
 self-attention, norm1 after the cross-attention, norm3 after the FFN).
@@ -18,9 +20,47 @@ import torch.nn as nn
 from .attention import attend, feed_forward, padding_mask, residual_norm
 
 
+def self_attention(attention: nn.MultiheadAttention, queries: torch.Tensor, object_valid: torch.Tensor | None = None,
+                   need_weights: bool = False):
+    """SA(X) = Softmax(Q K^T / sqrt(d)) V among the object queries (QMVOS Eq. 2, reused in Eq. 3).
+
+    As released: multi-head (8 heads of 32 channels, each scaled by 1/sqrt(32)) with an output
+    projection; padded objects are masked out of the keys. queries: B x N x C; object_valid: B x N.
+    Returns B x N x C and the weights B x heads x N x N (or None)."""
+    return attend(attention, queries, queries, padding_mask(object_valid), need_weights)
+
+
+def cross_attention(attention: nn.MultiheadAttention, queries: torch.Tensor, memory: torch.Tensor,
+                    content_valid: torch.Tensor | None = None, need_weights: bool = False):
+    """The QCIM's cross-attention between the queries X' and the serialised readout M (QMVOS Eq. 4),
+    as printed:
+
+        CA(X', M) = Softmax(Q_X K_M^T) V_M
+
+    with Q_X the query matrix of X' and K_M, V_M the key and value matrices of M: one head, and no
+    1/sqrt(d) (unlike the SA of QMVOS Eq. 2).
+
+    The released code (and this kit, so that its weights load) uses torch's multi-head attention:
+    8 heads of 32 channels, each *scaled* by 1/sqrt(32), followed by an output projection
+    (`out_proj`), with dropout 0.1 on the attention weights while training; positions of padded
+    objects are masked out (`content_valid`).
+
+    queries: B x N x C; memory: B x S x C (S = N*H*W for the readout); content_valid: B x S.
+    Returns B x N x C and the weights B x heads x N x S (or None).
+    """
+    return attend(attention, queries, memory, padding_mask(content_valid), need_weights)
+
+
 class QueryContentInteraction(nn.Module):
-    """Eq. 3 is the queries' self-attention (`self_attn`, then `norm2`); Eq. 4 is their
-    cross-attention to the serialised readout (`cross_attn`, then `norm1`); an FFN (`norm3`) follows."""
+    """The QCIM block (QMVOS Sec. 3.3, Eq. 3), as printed:
+
+        X'     = LN(SA(X_sim) + X_sim)
+        X''    = LN(CA(X', M) + X')                (CA: QMVOS Eq. 4, `cross_attention`)
+        X_qcim = LN(FFN(X'') + X'')
+
+    Here: SA is `self_attn` then `norm2`, CA is `cross_attn` then `norm1`, the FFN (256 -> 1024 ->
+    256, ReLU) is `linear1`, `linear2` then `norm3`. As released, dropout 0.1 acts on each
+    residual branch while training, and the queries have 256 channels (the paper writes Cv)."""
 
     def __init__(self, dim: int = 256, ffn_dim: int = 1024, heads: int = 8, dropout: float = 0.1):
         super().__init__()
@@ -35,18 +75,19 @@ class QueryContentInteraction(nn.Module):
 
     def forward(self, queries: torch.Tensor, content: torch.Tensor, object_valid: torch.Tensor | None = None,
                 content_valid: torch.Tensor | None = None, need_weights: bool = False):
-        """queries: B x N x C; content: B x S x C (the serialised readout, S = N*H*W);
+        """queries: B x N x C; content: B x S x C (the serialised readout M, S = N*H*W);
         object_valid: B x N and content_valid: B x S (False = padding).
 
         Returns the queries and a dict of weights ("self": B x heads x N x N,
         "cross": B x heads x N x S) when `need_weights`, else None.
         """
-        # Eq. 3: the queries attend to each other
-        attended, self_weights = attend(self.self_attn, queries, queries, padding_mask(object_valid), need_weights)
+        # X' = LN(SA(X_sim) + X_sim): the queries attend to each other
+        attended, self_weights = self_attention(self.self_attn, queries, object_valid, need_weights)
         queries = residual_norm(queries, attended, self.norm2, self.dropout, self.training)
-        # Eq. 4: each query attends to the serialised readout of every object
-        attended, cross_weights = attend(self.cross_attn, queries, content, padding_mask(content_valid), need_weights)
+        # X'' = LN(CA(X', M) + X') (QMVOS Eq. 4): each query attends to the serialised readout of every object
+        attended, cross_weights = cross_attention(self.cross_attn, queries, content, content_valid, need_weights)
         queries = residual_norm(queries, attended, self.norm1, self.dropout, self.training)
+        # X_qcim = LN(FFN(X'') + X'')
         ffn = feed_forward(queries, self.linear1, self.linear2, self.dropout, self.training)
         queries = residual_norm(queries, ffn, self.norm3, self.dropout, self.training)
         weights = {"self": self_weights, "cross": cross_weights} if need_weights else None
@@ -54,5 +95,27 @@ class QueryContentInteraction(nn.Module):
 
 
 def serialise_readout(g16: torch.Tensor) -> torch.Tensor:
-    """B x N x C x H x W -> B x (N*H*W) x C, object-major (all of object 1's positions first)."""
+    """M of QMVOS Eq. 3-4: B x N x C x H x W -> B x (N*H*W) x C, object-major (all of object 1's
+    positions first).
+
+    The paper calls M (N*H*W x Cv) "the serialized memory readout". The released code (and this
+    kit) serialises not the raw readout (512 channels, XMem Eq. 1) but `g16_proj(g16)`: g16 is the
+    decoder's fusion of the readout, the sensory memory and F16 (512 channels, stride 16), and
+    `g16_proj` is a 1x1 conv (shared by the objects) to the 256 query channels (see `QueryDecoder.forward`)."""
     return g16.permute(0, 1, 3, 4, 2).flatten(1, 3)  # B x N x H x W x C -> B x NHW x C
+
+
+def dynamic_filter_logits(queries: torch.Tensor, g4: torch.Tensor) -> torch.Tensor:
+    """The queries as dynamic filters (QMVOS Sec. 3.3, last paragraph): each object's mask logit is
+    the dot product of its refined query with the decoder's output feature,
+
+        logit_n(x, y) = <q_n, g4_n(x, y)>
+
+    The paper says only "dot-producting them with the feature output from the decoder". As
+    released (and here): the feature is the decoder's stride-4 map of that object (g4, 256
+    channels, no ReLU before the product), with no bias and no scale; it replaces XMem's 3x3
+    prediction conv, and the logits are then upsampled x4 (bilinear) and fed to the sensory update.
+
+    queries: B x N x C; g4: B x N x C x H4 x W4. Returns B x N x H4 x W4.
+    """
+    return torch.einsum("bnc,bnchw->bnhw", queries, g4)  # B x N x H4 x W4

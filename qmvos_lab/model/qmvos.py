@@ -2,13 +2,16 @@
 
 Per frame, on top of XMem's stages:
   sim / init_queries / propagate_queries
-                 the SIM (Sec. 3.2): one query per object from the fused F16+F8 map pooled under
-                 the object's previous mask, then multi-object interaction; `propagate_queries`
-                 is the frame-to-frame rule (Table 3e) that inference and training both call;
-  segment        XMem's decoder fusion, then the QCIM (Sec. 3.3): the queries attend to each other
-                 and to the serialised readout of all objects; then each query acts as a dynamic
-                 filter on its object's stride-4 decoder feature: logit_i = <q_i, g4_i> (no bias, no
-                 scale), replacing XMem's prediction conv. The sensory update still sees the logit.
+                 the SIM (QMVOS Sec. 3.2): one query per object from the fused F16+F8 map
+                 (QMVOS Eq. 1) pooled under the object's mask, then multi-object interaction (QMVOS Eq. 2);
+                 `propagate_queries` is the frame-to-frame rule (Table 3e) that inference and
+                 training both call: frame t's features pooled under frame t's predicted mask give
+                 the queries used on frame t+1;
+  segment        XMem's decoder fusion, then the QCIM (QMVOS Sec. 3.3, Eq. 3-4): the queries attend
+                 to each other and to the serialised readout of all objects; then each query acts as
+                 a dynamic filter on its object's stride-4 decoder feature: logit_i = <q_i, g4_i>
+                 (no bias, no scale; `dynamic_filter_logits`), replacing XMem's prediction conv.
+                 The sensory update still sees the logit.
 
 With the default switches the state dict is that of the released network (XMem's keys without
 `decoder.pred.*`, plus `simple_upsample_block.*`, `input_proj.*`, `query_SelfAtt_FFN.*`,
@@ -25,7 +28,7 @@ from ..config import ModelConfig
 from .aggregate import hard_masks
 from .decoder import QueryDecoder
 from .network import SegmentOutput, XMem, finish_segmentation
-from .sim import DownsampleFuse, QueryInteraction, UpsampleFuse, masked_average_pooling
+from .sim import DownsampleFuse, QueryInteraction, UpsampleFuse, masked_average_pooling, scale_fusion
 
 
 class QMVOS(XMem):
@@ -53,20 +56,21 @@ class QMVOS(XMem):
 
     # ------------------------------------------------------------------------------ SIM
     def sim_feature(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:
-        """The map that queries are pooled from (Sec. 3.2, scale-aware initialisation): B x C x h x w."""
+        """The map that queries are pooled from (QMVOS Sec. 3.2, scale-aware initialisation; the
+        scale fusion of QMVOS Eq. 1 for the default F16+F8): B x C x h x w."""
         scales = self.config.sim_scales
         if scales == ("f16",):
             return self.input_proj(f16)  # stride 16
         if scales == ("f8",):
             return self.f8_proj(f8)  # stride 8
-        feature = self.simple_upsample_block(self.input_proj(f16), f8)  # stride 8
+        feature = scale_fusion(f16, f8, self.input_proj, self.simple_upsample_block)  # stride 8 (QMVOS Eq. 1)
         if "f4" in scales:
             feature = self.f4_fuse(feature, f4)
         return feature
 
     def sim(self, features, masks: torch.Tensor, object_valid: torch.Tensor | None = None,
             need_weights: bool = False):
-        """The SIM (Sec. 3.2). features: (f16, f8, f4) of one frame; masks: B x N x H x W (hard
+        """The SIM (QMVOS Sec. 3.2). features: (f16, f8, f4) of one frame; masks: B x N x H x W (hard
         masks: the previous frame's prediction, or the given ones); object_valid: B x N (False =
         a padded object of a training clip). Returns queries B x N x C and the interaction's
         self-attention weights B x heads x N x N (None unless `need_weights`)."""
@@ -74,10 +78,11 @@ class QMVOS(XMem):
 
     def sim_on_feature(self, feature: torch.Tensor, masks: torch.Tensor, object_valid: torch.Tensor | None = None,
                        need_weights: bool = False):
-        """The SIM given its fused map (`sim_feature`, B x C x h x w): pooling (Eq. 1), then interaction (Eq. 2)."""
-        queries = masked_average_pooling(feature, masks)  # B x N x C (Eq. 1)
+        """The SIM given its fused map (`sim_feature`, B x C x h x w): masked average pooling (the
+        prose after QMVOS Eq. 1), then the multi-object interaction (QMVOS Eq. 2)."""
+        queries = masked_average_pooling(feature, masks)  # B x N x C
         weights = None
-        if self.config.sim_interaction:  # Eq. 2 (Table 3c switches it off)
+        if self.config.sim_interaction:  # QMVOS Eq. 2 (Table 3c switches it off)
             queries, weights = self.query_SelfAtt_FFN(queries, object_valid, need_weights)
         return queries, weights
 
@@ -110,7 +115,8 @@ class QMVOS(XMem):
                 queries: torch.Tensor | None = None, selector: torch.Tensor | None = None,
                 object_valid: torch.Tensor | None = None, update_hidden: bool = True,
                 need_weights: bool = False) -> SegmentOutput:
-        """As XMem.segment, with the object queries (B x N x C, from the SIM) and the QCIM.
+        """As XMem.segment, with the object queries (B x N x C, from the SIM) and the QCIM
+        (QMVOS Eq. 3-4), then the queries as dynamic filters (QMVOS Sec. 3.3, last paragraph).
 
         object_valid: B x N (False = a padded object; its readout is not attended to).
         need_weights: return the QCIM attention in `.attention` (see `attention_maps`).

@@ -19,6 +19,7 @@ from .overlay import VideoWriter, overlay, palette_colours, write_video  # noqa:
 
 _MODULES = {
     "animation": ["animate_frames", "animation_of"],
+    "diagram": ["architecture", "forward_shapes"],
     "attention": ["affinity_over_memory", "attention_figure", "attention_mass", "attention_mass_matrix",
                   "attention_per_object", "cross_attention"],
     "common": ["ATTENTION_CMAP", "FEATURE_CMAP", "events_by_name", "to_numpy"],
@@ -42,6 +43,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for IDEs and type checkers
     from .animation import animate_frames, animation_of
+    from .diagram import architecture, forward_shapes
     from .attention import (affinity_over_memory, attention_figure, attention_mass, attention_mass_matrix,
                             attention_per_object, cross_attention)
     from .common import ATTENTION_CMAP, FEATURE_CMAP, events_by_name, to_numpy

@@ -113,7 +113,7 @@ def cross_attention(cross, frame=None, query: int | None = None, heads: str = "e
             titles.extend(f"{query_labels[q]}, head {h}" for h in range(c.shape[1]))
     return show_heatmaps(np.stack(rows), titles, object_labels or [f"object {o}" for o in range(c.shape[2])],
                          cmap=cmap, shared_scale=True, vmin=0.0, background=frame, alpha=alpha,
-                         colorbar_label="attention weight", suptitle="QCIM cross-attention (Sec. 3.3)")
+                         colorbar_label="attention weight", suptitle="QCIM cross-attention (QMVOS Eq. 4)")
 
 
 def attention_per_object(cross, image_shape: tuple[int, int]) -> np.ndarray:

@@ -2,8 +2,8 @@
 and which memory XMem reads for a pixel, interactively (ipywidgets) and as exports.
 
 QMVOS claims that each object query reads the memory readout of its own *and the other* objects
-(QCIM cross-attention, Sec. 3.3, Eq. 4, after the queries' self-attention, Eq. 3) and that the
-SIM's multi-object interaction (Sec. 3.2) separates similar objects. The explorer shows it:
+(QCIM cross-attention, QMVOS Sec. 3.3, Eq. 4, after the queries' self-attention in QMVOS Eq. 3), and
+motivates the SIM's multi-object interaction (QMVOS Eq. 2) with occlusions and similar objects. The explorer shows it:
 
     recording = record(net, video.frames, video.given_masks(), video.labels)   # one traced run
     explorer = AttentionExplorer(recording, events=scene_events(config, seed, video.labels))
@@ -49,8 +49,8 @@ from .explorer_metrics import METRICS, GridGeometry, attention_metrics
 from .overlay import overlay
 from .save import save_figure
 
-LAYERS = {"cross": "QCIM cross-attention mass (Eq. 4)", "qcim-self": "QCIM self-attention (Eq. 3)",
-          "sim-self": "SIM self-attention (Sec. 3.2)"}
+LAYERS = {"cross": "QCIM cross-attention mass (QMVOS Eq. 4)",
+          "qcim-self": "QCIM self-attention (QMVOS Eq. 3)", "sim-self": "SIM self-attention (QMVOS Eq. 2)"}
 SCALES = ("shared", "per panel")
 VIEWS = ("attention", "memory")
 # the views each control changes

@@ -1,5 +1,5 @@
 """Numbers behind the attention explorer: where each QMVOS query looks (QCIM cross-attention,
-Sec. 3.3, Eq. 4), measured against the ground truth, per frame. Pure functions of a trace.
+QMVOS Sec. 3.3, Eq. 4), measured against the ground truth, per frame. Pure functions of a trace.
 
 For the query of object q, on one frame, take its cross-attention A (No x h x w: the weights it
 gives every position of every object's readout; they sum to 1 over all of them, for one head or

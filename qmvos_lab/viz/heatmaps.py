@@ -64,7 +64,7 @@ def show_heatmaps(matrices, row_titles: Sequence[str] | None = None, column_titl
 
 def readout_channels(readout, channels: int | Sequence[int] | None = None, columns: int = 8,
                      cmap: str = FEATURE_CMAP, shared_scale: bool = False) -> Figure:
-    """Channel maps of a C x h x w readout (XMem Eq. 2: affinity applied to the values) or any
+    """Channel maps of a C x h x w readout (XMem Eq. 1: the affinity applied to the values) or any
     feature map (1 x C x h x w is accepted). channels: indices, a count (the first n), or None (up to 32).
     Each map has its own colour scale unless `shared_scale`."""
     r = to_numpy(readout, np.float32)
