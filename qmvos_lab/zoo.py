@@ -150,8 +150,9 @@ def read_info(entry: Entry) -> dict:
 
 def train_entry(entry: Entry, progress: bool = True) -> Path:
     """Train (or resume) the run of `entry` in its folder; returns final.pth."""
+    import torch
+
     from .atomic import atomic_path
-    from .train.trainer import Trainer
 
     resume = (entry.folder / "checkpoint.pth").is_file()
     if resume:  # a run that was stopped: continue from its checkpoint
@@ -160,11 +161,9 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
         print(f"training {entry.name} ({entry.train.iterations} iterations of preset-based training; "
               f"cached in {entry.folder})")
     start = time.perf_counter()
-    if entry.model is None:
-        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress)
-    else:
-        trainer = _configured_trainer(entry, resume, progress)
-    trainer.train()
+    with torch.enable_grad():  # a caller inside torch.no_grad() (a notebook cell) still trains
+        trainer = _trainer(entry, resume, progress)
+        trainer.train()
     if trainer.stop_requested:
         raise KeyboardInterrupt(f"training of {entry.name} interrupted; call again to resume it")
     info = {"name": entry.name, "iterations": trainer.iteration, "training_time_s": time.perf_counter() - start,
@@ -172,6 +171,14 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     with atomic_path(entry.folder / "info.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return entry.checkpoint
+
+
+def _trainer(entry: Entry, resume: bool, progress: bool):
+    from .train.trainer import Trainer
+
+    if entry.model is None:
+        return Trainer(entry.train, entry.folder, resume=resume, progress=progress)
+    return _configured_trainer(entry, resume, progress)
 
 
 def _configured_trainer(entry: Entry, resume: bool, progress: bool):

@@ -69,3 +69,21 @@ def test_unknown_names_get_a_one_line_error(cache):
     with pytest.raises(UserError, match="unknown trained network 'qmvos-huge'.*xmem-small"):
         zoo.trained("qmvos-huge")
     assert "sim-f16-small" in zoo.names() and "xmem-small" in zoo.names()
+
+
+def test_a_network_trains_even_when_asked_for_inside_no_grad(cache):
+    with torch.no_grad():  # a notebook cell that segments and asks for a network it has not trained yet
+        network = zoo.trained("xmem-small", progress=False, **TINY)
+    assert isinstance(network, XMem) and (network.cache_folder / "final.pth").is_file()
+
+
+def test_the_key_holds_the_resolved_fast_path_never_auto(cache, monkeypatch):
+    from qmvos_lab.train import fast_path
+
+    monkeypatch.setattr(fast_path, "choose", lambda config, cache=None, log=None: (fast_path.FastPath(True, True), {}))
+    long = zoo.training_config("qmvos-small", "cpu-tiny", iterations=400)
+    assert long.amp is None  # the preset leaves it to the machine
+    entry = zoo.entry_for(long)
+    assert entry.train.amp is True and entry.train.channels_last is True
+    monkeypatch.setattr(fast_path, "choose", lambda config, cache=None, log=None: (fast_path.FastPath(False, True), {}))
+    assert zoo.entry_for(long).folder != entry.folder  # another precision is another network

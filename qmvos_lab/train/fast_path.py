@@ -82,7 +82,7 @@ def time_steps(config: TrainConfig, settings: list[FastPath], rounds: int = 3, w
     CPU, per setting; `warmup` untimed steps each, then `rounds` rounds that visit every setting once
     (but a setting `DROP_AFTER_FIRST` times slower than the best in the first round, which keeps its one
     time). The caller's random state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # a caller may be inside torch.no_grad()
         torch.manual_seed(config.seed)
         return _time_steps(config, settings, rounds, warmup)
 
