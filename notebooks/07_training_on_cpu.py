@@ -33,8 +33,12 @@
 # Everything runs on a laptop CPU with the `cpu-tiny` preset: the "small" network (ResNet-18 key
 # encoder) on generated clips of 4 frames at 128 x 128 pixels, cut from a fifth to a third of a
 # 96 x 160 frame so that objects are seen at about twice their size (the trained network segments
-# generated videos at that zoom too: `net.inference_size`, 192), in bf16 with channels-last
-# tensors. Notebook 08 covers the GPU presets.
+# generated videos at that zoom too: `net.inference_size`, 192). Whether it trains in bf16 or fp32,
+# with channels-last tensors or not, the preset leaves to your machine (`amp` and `channels_last`
+# are "auto"): the first run on a CPU times a few training steps of each setting and keeps the
+# fastest (`qmvos_lab.train.fast_path`), because bf16 pays only on CPUs with bf16 units (AMX, or
+# AVX512-BF16 on some CPUs) and is many times slower where it is emulated. Notebook 08 covers the
+# GPU presets.
 
 # %% tags=["parameters"]
 from qmvos_lab.zoo import smoke_mode
@@ -205,6 +209,11 @@ trainer = Trainer(live_config, live_dir, callback=redraw, progress=False)
 history = trainer.train()
 print(f"loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}; run folder: "
       f"{sorted(p.name for p in live_dir.iterdir())}")
+# "auto" is resolved before the run starts, and config.json holds the resolved values: measured once
+# per CPU for runs of 100 iterations or more, fp32 in the default layout for shorter ones
+print(f"trained in {'bf16' if trainer.config.amp else 'fp32'}"
+      f"{' with channels-last tensors' if trainer.config.channels_last else ''} "
+      f"(the preset says amp={live_config.amp}, channels_last={live_config.channels_last}: None is 'auto')")
 
 # %% [markdown]
 # With the preset's bootstrapping the logged loss can *rise* while the network improves: from

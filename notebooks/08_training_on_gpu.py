@@ -78,8 +78,8 @@ table[table.nunique(axis=1) > 1].drop(index="name")
 
 # %% [markdown]
 # * **cpu-tiny**: the "small" network (ResNet-18 key encoder, narrow layers) from scratch on generated
-#   clips of 4 frames at 128 x 128 (objects zoomed about 2x), bf16 and channels-last: minutes on a
-#   laptop (notebook 07).
+#   clips of 4 frames at 128 x 128 (objects zoomed about 2x), bf16 or fp32 and channels-last or not
+#   as timed on the machine ("auto"): minutes on a laptop (notebook 07).
 # * **gpu-davis16**: the released network size ("base": ResNet-50 key encoder) on 8-frame clips with
 #   384 x 384 crops, batch 8, AMP, on the DAVIS-2016 train split at 240p plus clips with pasted
 #   objects (so that it learns several objects from a single-object dataset). One GPU.
@@ -97,9 +97,11 @@ table[table.nunique(axis=1) > 1].drop(index="name")
 # scales the loss so that small gradients do not underflow), while reductions, softmax and the loss
 # stay in float32 (the trainer casts the logits to float32 before the loss). The weights and the
 # optimiser stay in float32. About twice the speed and half the activation memory. On a CPU,
-# `amp=True` means bfloat16 too: CPUs with bf16 matrix units (recent Xeons, Apple silicon) train the
-# small network 1.6x faster at 128² crops, which is why `cpu-tiny` turns it on. What autocast does
-# to one layer:
+# `amp=True` means bfloat16 too, and whether that pays depends on the CPU: the small network's
+# training step ran 1.6x faster in bf16 on a CPU with AMX and 1.7x on an AMD EPYC with AVX512-BF16,
+# but 1.5x slower on an Intel Xeon with AVX512-BF16 and no AMX, and 17x slower with AVX2 only
+# (emulated; README, "Training on a CPU"). So `cpu-tiny` leaves `amp` to "auto": it is timed on the
+# machine (notebook 07). What autocast does to one layer:
 
 # %%
 layer = torch.nn.Conv2d(8, 8, 3, padding=1)
