@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import QmvosLabError, UserError
+from .errors import QmvosLabError, QmvosLabWarning, UserError
 
 GPU_PRESETS = ("gpu-davis16", "paper")  # training presets sized for GPUs (train/presets.py)
 
@@ -410,6 +411,15 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _warning_printer(command: str, fallback):
+    """The kit's own warnings (QmvosLabWarning) as one line `qmvos-lab <command>: warning: ...`."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, QmvosLabWarning):
+            return fallback(message, category, filename, lineno, file, line)
+        print(f"qmvos-lab {command}: warning: {_one_line(message)}", file=sys.stderr)
+    return show
+
+
 INTERRUPTED = {  # what an interrupted command leaves, where it is not "nothing"
     "data download": "the partial download is kept: run the same command again to resume it",
     "train": "if the run folder holds a checkpoint.pth, run the same command with --resume to continue",
@@ -430,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleans up like Ctrl-C
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            return args.func(args)
     except (QmvosLabError, OSError) as error:
         print(f"qmvos-lab {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2

@@ -19,3 +19,8 @@ class CheckpointError(QmvosLabError, ValueError):
 
 class DownloadError(QmvosLabError, RuntimeError):
     """A download that could not be completed."""
+
+
+class QmvosLabWarning(UserWarning):
+    """Input that was accepted by a documented rule its author may not expect (one line; the
+    command line prints it as `qmvos-lab <command>: warning: <message>`)."""

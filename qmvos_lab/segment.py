@@ -23,7 +23,7 @@ import torch
 from .atomic import check_writable, remove_leftovers, staged_folder
 from .config import InferenceConfig
 from .data.frames import FrameSource, load_given_masks
-from .data.masks import VOID_LABEL, full_palette, read_palette, write_label_map
+from .data.masks import VOID_LABEL, full_palette, png_files, read_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
 from .resources import peak_memory_mib
@@ -75,7 +75,7 @@ def load_inputs(frames: str | os.PathLike, masks: str | os.PathLike) -> VideoInp
     source = FrameSource(frames)
     frame_size = source.first_frame_size()
     given = load_given_masks(masks, source.names, frame_size)
-    first_path = Path(masks) / f"{source.names[0]}.png"
+    first_path = next(p for p in png_files(masks) if p.stem == source.names[0])  # 00000.png or 00000.PNG
     own_palette = read_palette(first_path)
     palette = full_palette(own_palette)
     binary = _is_binary(given)

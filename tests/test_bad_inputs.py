@@ -493,3 +493,97 @@ def test_an_operating_system_refusal_is_one_line():
     assert _one_line(OSError(28, "No space left on device", "out/00007.png")) == (
         "cannot use out/00007.png: No space left on device (check the path, the free space and the permissions)")
     assert _one_line(ValueError("two\nlines")) == "two lines"
+
+
+# ---------------------------------------------------------------------------------------- round two (issue 31)
+# Masks: one rule wherever a mask is read (qmvos_lab/data/masks.py, module docstring).
+def _antialiased_mask(shape=(48, 64)) -> Image.Image:
+    """A 0/255 rectangle, enlarged then shrunk back with bilinear resampling: grey edges."""
+    mask = np.zeros(shape, np.uint8)
+    mask[10:30, 10:40] = 255
+    return Image.fromarray(mask).resize((shape[1] * 3, shape[0] * 3), Image.BILINEAR).resize(
+        (shape[1], shape[0]), Image.BILINEAR)
+
+
+def test_an_antialiased_binary_mask_is_one_object_with_a_warning(ws, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    grey = _antialiased_mask()
+    assert len(np.unique(np.asarray(grey))) > 5  # edges hold many grey values
+    grey.save(masks / "00000.png")
+    out = tmp_path / "out"
+    assert main(_format(seg(masks=str(masks), output=str(out)), ws, None)) == 0
+    captured = capsys.readouterr()
+    assert "1 objects" in captured.out
+    warning = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("qmvos-lab segment: warning: mask ")
+    assert "anti-aliased" in warning[0] and "thresholded at 128" in warning[0]
+    assert set(np.unique(np.asarray(Image.open(out / "00000.png")))) == {0, 255}
+
+
+def test_a_grayscale_label_map_with_a_void_band_keeps_its_ids(tmp_path):
+    """The rule thresholds anti-aliased 0/255 masks only: ids 1, 2 inside a void (255) band stay ids."""
+    from qmvos_lab.data.masks import read_label_map
+
+    labels = np.zeros((40, 40), np.uint8)
+    labels[5:20, 5:20], labels[22:38, 22:38] = 1, 2
+    labels[4, 4:21] = 255
+    Image.fromarray(labels).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "m.png"), labels)
+
+
+def test_a_16_bit_binary_mask_reads_as_0_255(tmp_path):
+    from qmvos_lab.data.masks import read_label_map
+
+    mask = np.zeros((8, 8), np.uint16)
+    mask[2:5, 2:5] = 65535
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "m.png"), np.where(mask > 0, 255, 0))
+
+
+def test_upper_case_png_masks_are_read_like_upper_case_jpg_frames(ws, tmp_path, capsys):
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    shutil.copytree(ws / "video" / "frames", frames)
+    for jpg in frames.iterdir():
+        jpg.rename(jpg.with_suffix(".JPG"))
+    masks.mkdir()
+    for png in (ws / "video" / "masks").iterdir():
+        shutil.copy(png, masks / png.name.replace(".png", ".PNG"))
+    out = tmp_path / "out"
+    assert main(_format(seg(frames=str(frames), masks=str(masks), output=str(out)), ws, None)) == 0
+    assert "segmented 8 frames, 3 objects" in capsys.readouterr().out
+
+
+def test_evaluate_and_the_davis_reader_read_upper_case_png(ws, tmp_path, capsys):
+    from qmvos_lab.data.readers import read_davis
+
+    for kind in ("gt", "results"):
+        (tmp_path / kind / "seq").mkdir(parents=True)
+        for png in (ws / kind / "seq").iterdir():
+            shutil.copy(png, tmp_path / kind / "seq" / png.name.replace(".png", ".PNG"))
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--results", str(tmp_path / "results"),
+                 "--output", str(tmp_path / "scores"), "--quiet"]) == 0
+    capsys.readouterr()
+    davis = tmp_path / "davis"
+    (davis / "JPEGImages" / "480p" / "seq").mkdir(parents=True)
+    for t in range(3):
+        Image.new("RGB", (8, 8)).save(davis / "JPEGImages" / "480p" / "seq" / f"{t:05d}.jpg")
+    shutil.copytree(tmp_path / "gt", davis / "Annotations" / "480p")
+    (video,) = read_davis(davis, sequences=["seq"])
+    assert video.given[0].name == "00000.PNG"
+
+
+def test_evaluate_thresholds_an_antialiased_ground_truth(tmp_path, capsys):
+    """DAVIS-2016 mode counts every non-zero pixel: without the rule the grey edges became object."""
+    for t in range(4):
+        _antialiased_mask().save((tmp_path / "gt" / "seq").mkdir(parents=True, exist_ok=True)
+                                 or tmp_path / "gt" / "seq" / f"{t:05d}.png")
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:30, 10:40] = 1
+        write_label_map(tmp_path / "res" / "seq" / f"{t:05d}.png", mask)
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--results", str(tmp_path / "res"), "--davis2016",
+                 "--output", str(tmp_path / "scores"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "anti-aliased" in captured.err
+    per_sequence = (tmp_path / "scores" / "per-sequence_results.csv").read_text().splitlines()[1]
+    assert per_sequence.split(",")[1] == "1"  # J-Mean: the thresholded truth is the rectangle exactly

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from .masks import read_label_map
+from .masks import png_files, read_label_map
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the encoders' input normalisation
@@ -108,7 +108,12 @@ def load_given_masks(masks_dir: str | os.PathLike, frame_names: list[str],
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise UserError(f"masks folder {masks_dir} not found")
-    files = sorted(masks_dir.glob("*.png"))
+    files = png_files(masks_dir)  # 00000.PNG as 00000.png, as frames are read whatever their suffix's case
+    stems = [p.stem for p in files]
+    if len(set(stems)) != len(stems):
+        twice = next(s for s in stems if stems.count(s) > 1)
+        raise UserError(f"masks folder {masks_dir} holds several masks named {twice} (suffixes differing in case); "
+                        "keep one")
     if not files and any(p.suffix.lower() in (".jpg", ".jpeg") for p in masks_dir.iterdir()):
         raise UserError(f"masks folder {masks_dir} holds JPEG files but no PNG: save masks as PNG label maps "
                         "(JPEG compression changes the ids)")
