@@ -276,8 +276,8 @@ def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:
     file, then rename."""
     content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(),
                "inference_size": int(getattr(model, "inference_size", -1)), **extra}
-    with atomic_path(path) as tmp:
-        torch.save(content, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(content, file)  # through a Python file: a full disk is OSError(ENOSPC), not a bare RuntimeError
     return Path(path)
 
 

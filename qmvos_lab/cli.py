@@ -17,7 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import QmvosLabError, QmvosLabWarning, UserError
+from .errors import NoSpaceError, QmvosLabError, QmvosLabWarning, UserError, is_no_space
 
 GPU_PRESETS = ("gpu-davis16", "paper")  # training presets sized for GPUs (train/presets.py)
 
@@ -58,7 +58,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import check_device, check_outputs, check_size, load_inputs, segment_to_folder
+    from .segment import check_device, check_memory_budget, check_outputs, check_size, load_inputs, segment_to_folder
 
     try:
         config = InferenceConfig(
@@ -72,6 +72,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     # everything is checked before the model is loaded
     inputs = load_inputs(args.frames, args.masks)
     check_size(config.size, inputs.frame_size)
+    check_memory_budget(config, inputs, args.device)
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
@@ -144,8 +145,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train.trainer import Trainer
 
-    trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
-    history = trainer.train()
+    existed = run_dir.exists()
+    try:
+        trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
+        history = trainer.train()
+    except (QmvosLabError, OSError) as error:
+        if is_no_space(error) and not (run_dir / "checkpoint.pth").is_file():
+            import shutil  # a run that never saved a checkpoint holds nothing to resume: leave no half run
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if existed:
+                run_dir.mkdir(exist_ok=True)
+        raise
     if trainer.rank == 0:
         last = history[-1] if history else {}
         if trainer.iteration < config.iterations:  # stopped by Ctrl-C or SIGTERM, after saving a checkpoint
@@ -402,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_SETTINGS = {"train": "runs_dir", "data": "root"}  # the option naming where a command writes (else --output)
+
+
+def _no_space_line(error: BaseException, args: argparse.Namespace) -> str:
+    """A full disk: where, and which option chooses another place."""
+    dest = OUTPUT_SETTINGS.get(args.command, "output")
+    setting = f"--{dest.replace('_', '-')}"
+    path = error.path if isinstance(error, NoSpaceError) else error.filename
+    path = path if path is not None else getattr(args, dest, None) or "the output folder"
+    return NoSpaceError(path).message(setting)
+
+
 def _one_line(error: BaseException) -> str:
     """The message of a user-facing error, on one line."""
     if isinstance(error, OSError) and not isinstance(error, QmvosLabError):
@@ -444,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
             return args.func(args)
     except (QmvosLabError, OSError) as error:
-        print(f"qmvos-lab {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        line = _no_space_line(error, args) if is_no_space(error) else _one_line(error)
+        print(f"qmvos-lab {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         by = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"

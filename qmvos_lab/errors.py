@@ -21,6 +21,25 @@ class DownloadError(QmvosLabError, RuntimeError):
     """A download that could not be completed."""
 
 
+NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT (a disk quota counts as a full disk)
+
+
+class NoSpaceError(UserError):
+    """The disk filled up while writing `path` (what was being written has been removed). The command
+    line names the option that chooses the place (`--output`, `--runs-dir`, `--root`)."""
+
+    def __init__(self, path, setting: str = "output folder"):
+        self.path = path
+        super().__init__(self.message(setting))
+
+    def message(self, setting: str) -> str:
+        return f"no space left on device at {self.path}; free space or choose another {setting}"
+
+
+def is_no_space(error: BaseException) -> bool:
+    return isinstance(error, NoSpaceError) or (isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS)
+
+
 class QmvosLabWarning(UserWarning):
     """Input that was accepted by a documented rule its author may not expect (one line; the
     command line prints it as `qmvos-lab <command>: warning: <message>`)."""

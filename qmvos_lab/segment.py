@@ -26,6 +26,7 @@ from .data.frames import FrameSource, load_given_masks
 from .data.masks import VOID_LABEL, full_palette, png_files, read_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
+from .inference.inputs import check_memory
 from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
 
@@ -102,6 +103,12 @@ def check_size(size: int, frame_size: tuple[int, int]) -> None:
                         f"({MIN_SIZE}); pass --size {MIN_SIZE} or more to enlarge them")
 
 
+def check_memory_budget(config: InferenceConfig, inputs: VideoInputs, device: str | torch.device) -> None:
+    """--size bounded by the memory its memory read would need (inference/inputs.check_memory)."""
+    memory_frames = min(config.max_mid_term_frames, 1 + (len(inputs.source) - 1) // config.mem_every)
+    check_memory(inputs.frame_size, config.size, memory_frames, device)
+
+
 def _inside(path: Path, folder: Path) -> bool:
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
@@ -144,6 +151,7 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
     """Segment `inputs` with `model` into `output` (see the module docstring)."""
     check_device(device)
     check_size(config.size, inputs.frame_size)
+    check_memory_budget(config, inputs, device)
     check_outputs(output, overwrite, overlay_path, inputs)
     device = torch.device(device)
     source, frame_size, given, palette = inputs.source, inputs.frame_size, inputs.masks, inputs.palette

@@ -11,6 +11,7 @@ The cases accepted rather than refused are tested at the end.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -587,3 +588,95 @@ def test_evaluate_thresholds_an_antialiased_ground_truth(tmp_path, capsys):
     assert "anti-aliased" in captured.err
     per_sequence = (tmp_path / "scores" / "per-sequence_results.csv").read_text().splitlines()[1]
     assert per_sequence.split(",")[1] == "1"  # J-Mean: the thresholded truth is the rectangle exactly
+
+
+# Resources: a full disk mid-work is one line naming the place and the option, and leaves nothing behind.
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _expect_no_space(code, err, place, setting):
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert re.search(rf"error: no space left on device at \S*{place}; free space or choose another {setting}$",
+                     err.strip()), err
+
+
+def test_a_full_disk_while_segmenting_leaves_no_output(ws, tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def save_three_then_full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            _disk_full()
+        return original(self, *args, **kwargs)
+
+    original = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", save_three_then_full)
+    out = tmp_path / "out"
+    code, _, err = run_in_process(_format(seg(output=str(out)), ws, None), capsys)
+    _expect_no_space(code, err, "out", "--output")
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its staging folder
+
+
+def test_a_full_disk_while_evaluating_keeps_the_old_scores(ws, tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "global_results.csv").write_text("old\n")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _disk_full)
+    code, _, err = run_in_process([*_format(EVAL, ws, None), "--output", str(tmp_path / "scores")], capsys)
+    _expect_no_space(code, err, "scores/global_results.csv", "--output")
+    assert sorted(p.name for p in (tmp_path / "scores").iterdir()) == ["global_results.csv"]
+    assert (tmp_path / "scores" / "global_results.csv").read_text() == "old\n"
+
+
+def test_a_full_disk_while_generating_data_names_root(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image.Image, "save", _disk_full)
+    code, _, err = run_in_process(["data", "generate", "synthetic-val", "--root", str(tmp_path / "gen"),
+                                   "--videos", "1"], capsys)
+    _expect_no_space(code, err, "gen", "--root")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def _torch_save_on_a_full_disk(obj, f, *args, **kwargs):
+    """torch.save on a full disk: a path goes through PyTorch's C++ writer, which raises a bare
+    RuntimeError; a Python file object raises the OSError of its write."""
+    if isinstance(f, (str, os.PathLike)):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0\n"
+                           "PytorchStreamWriter failed writing file data/0: file write failed")
+    f.write(b"PK")
+    _disk_full()
+
+
+def test_a_full_disk_while_training_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch, "save", _torch_save_on_a_full_disk)
+    (tmp_path / "runs").mkdir()
+    code, _, err = run_in_process(["train", "--preset", "cpu-tiny", "--runs-dir", str(tmp_path / "runs"), "--quiet",
+                                   "--model", "xmem", "--set", "iterations=1", "batch_size=1", "num_frames=3",
+                                   "crop_size=32", "samples_per_epoch=1"], capsys)
+    _expect_no_space(code, err, "checkpoint.pth", "--runs-dir")
+    assert list((tmp_path / "runs").iterdir()) == []  # no run folder without a checkpoint
+
+
+def test_a_full_disk_outside_a_staged_write_names_the_option():
+    import argparse
+
+    from qmvos_lab.cli import _no_space_line
+
+    args = argparse.Namespace(command="train", runs_dir="runs")
+    assert _no_space_line(OSError(errno.ENOSPC, "No space left on device"), args) == (
+        "no space left on device at runs; free space or choose another --runs-dir")
+    args = argparse.Namespace(command="segment", output="out")
+    assert _no_space_line(OSError(errno.EDQUOT, "Disk quota exceeded", "out/x.png"), args) == (
+        "no space left on device at out/x.png; free space or choose another --output")
+
+
+def test_a_size_beyond_the_memory_is_refused_before_the_model_loads(ws, tmp_path, capsys, monkeypatch):
+    import qmvos_lab.checkpoints
+
+    monkeypatch.setattr(qmvos_lab.checkpoints, "load_checkpoint", _disk_full)  # never reached
+    code, out, err = run_in_process(_format(seg("--size", "5000", output=str(tmp_path / "out")), ws, None), capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert re.search(r"--size 5000 resizes the frames to 6666x5000, which would need about \d+ GiB of memory "
+                     r"\(\d+ memory frames\) but this machine has [\d.]+ GiB available; use --size \d+ or less", err), err
+    assert list(tmp_path.iterdir()) == []

@@ -102,3 +102,29 @@ def check_mask(mask, frame_shape: tuple[int, int]) -> np.ndarray:
                                   "at 128 (255 is void for step: pass (mask >= 128) for one object)"), stacklevel=3)
         labels = np.where(labels >= 128, VOID_LABEL, 0)
     return labels
+
+
+def check_memory(frame_size: tuple[int, int], size: int, memory_frames: int, device, setting: str = "--size") -> None:
+    """Refuse, before any work, a resize whose memory read cannot fit in the memory this machine has
+    (a frame enlarged 30 times needs terabytes: better one line now than a traceback minutes later)."""
+    from ..resources import available_memory_bytes, inference_memory_bytes
+    from .preprocess import resized_shape
+
+    available = available_memory_bytes(device)
+    if available is None:
+        return
+    height, width = resized_shape(*frame_size, size)
+    needed = inference_memory_bytes(height, width, memory_frames)
+    if needed <= available:
+        return
+    fits = [s for s in range(MIN_SIZE, min(frame_size) * 4 + 1, MIN_SIZE)
+            if inference_memory_bytes(*resized_shape(*frame_size, s), memory_frames) <= available]
+    hint = f"use {setting} {fits[-1]} or less" if fits else "use a machine with more memory"
+    gib = 2 ** 30
+    raise UserError(f"{setting} {size} resizes the frames to {width}x{height}, which would need about "
+                    f"{needed / gib:.0f} GiB of memory ({memory_frames} memory frames) but {torch_device_name(device)} "
+                    f"has {available / gib:.1f} GiB available; {hint}")
+
+
+def torch_device_name(device) -> str:
+    return "the GPU" if str(device).startswith("cuda") else "this machine"
