@@ -226,6 +226,16 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     variants = {**{name: {} for name in names}, **custom}
     ablate.variants_from(variants)  # bad names and seeds fail before anything is made
     ablate.seeds_from(args.seeds)
+    given = args.reference is not None  # the default (qmvos) may be absent: then nothing is compared
+    args.reference = args.reference or "qmvos"
+    if given and args.reference not in variants:  # compared after every run has trained: check it now
+        raise UserError(f"--reference {args.reference} is not among the variants run ({', '.join(variants)}); "
+                        "add it to --variants or choose one of them")
+    if args.speed:
+        from .config import MODEL_SIZES
+
+        if args.speed_size not in MODEL_SIZES:
+            raise UserError(f"--speed-size {args.speed_size}: choose from {', '.join(MODEL_SIZES)}")
     executor = None
     if args.slurm is not None:
         executor = ablate.slurm_executor(Path(args.output) / "submitit", **ablate.parse_pairs(args.slurm, "--slurm"))
@@ -358,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out generated split (default synthetic-hard, or synthetic-val), "
                              "or davis2017:ROOT / davis2016:ROOT")
     ablate.add_argument("--eval-videos", type=positive_int, help="evaluate on the first N videos (default: all)")
-    ablate.add_argument("--reference", default="qmvos", help="the full model each variant is compared with")
+    ablate.add_argument("--reference", default=None,
+                        help="the full model each variant is compared with (default qmvos)")
     ablate.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override preset settings (all runs)")
     where = ablate.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=positive_int, default=1, help="local worker processes (default 1: this process)")

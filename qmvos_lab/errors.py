@@ -4,6 +4,9 @@ The command line prints them as `qmvos-lab <command>: error: <message>` and exit
 anything else is a bug and keeps its traceback.
 """
 
+import os
+import stat
+
 
 class QmvosLabError(Exception):
     """Base class of the errors caused by bad input rather than by a bug."""
@@ -43,3 +46,21 @@ def is_no_space(error: BaseException) -> bool:
 class QmvosLabWarning(UserWarning):
     """Input that was accepted by a documented rule its author may not expect (one line; the
     command line prints it as `qmvos-lab <command>: warning: <message>`)."""
+
+
+def not_a_file(path) -> str | None:
+    """Why `path` cannot be read as a file ("not found", "is a folder", "is a FIFO (named pipe), not a
+    regular file", ...), or None for a regular file. Never opens it (opening a FIFO blocks)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"is {kind}, not a regular file; give a file saved on disk"

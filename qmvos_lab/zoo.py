@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .ablations import ABLATIONS, model_config
 from .checkpoints import load_checkpoint
+from .download import cache_setting, check_cache
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
 from .train.presets import PRESETS, preset
@@ -111,6 +112,7 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     network = load_entry(entry, device)
     if network is not None:
         return network
+    check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
     train_entry(entry, progress)
     network = load_entry(entry, device)
     if network is None:

@@ -33,6 +33,7 @@ from .. import __version__, zoo
 from ..ablations import ABLATIONS
 from ..atomic import atomic_path
 from ..config import InferenceConfig, ModelConfig, TrainConfig
+from ..download import cache_setting, check_cache
 from ..errors import UserError
 from ..train.data import check_data
 from ..train.settings import check_config
@@ -62,6 +63,19 @@ class Variant:
             return ModelConfig.of_size(size, **{**ABLATIONS[self.base], **dict(self.overrides)})
         except (TypeError, ValueError) as error:
             raise UserError(f"variant {self.name!r}: {error}") from None
+
+
+FIELD_KINDS = {"int": (int, "an integer"), "bool": (bool, "true or false"), "str": (str, "a word")}
+
+
+def _check_field_type(variant: str, key: str, value) -> None:
+    """A custom variant's ModelConfig value has its field's type (`hidden_dim=abc` is refused by name)."""
+    kind = {f.name: str(f.type) for f in dataclasses.fields(ModelConfig)}[key]
+    if kind not in FIELD_KINDS:  # tuples: checked by ModelConfig itself
+        return
+    expected, words = FIELD_KINDS[kind]
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise UserError(f"variant {variant!r}: {key}={value!r}: {key} must be {words}")
 
 
 def variants_from(variants: Sequence[str] | Mapping[str, Mapping] | str) -> list[Variant]:
@@ -96,8 +110,11 @@ def variants_from(variants: Sequence[str] | Mapping[str, Mapping] | str) -> list
             if isinstance(value, str):
                 items = [x.strip() for x in value.split(",") if x.strip()]
                 overrides[key] = tuple(int(x) if x.isdigit() else x for x in items)
+        for key, value in overrides.items():
+            _check_field_type(name, key, value)
         frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in overrides.items()))
         out.append(Variant(name, base, frozen))
+        out[-1].model("small")  # a value that ModelConfig refuses fails here, before any training
     if not out:
         raise UserError("no variants given; choose from " + ", ".join(ABLATIONS))
     names = [v.name for v in out]
@@ -193,7 +210,33 @@ def eval_set_from(name: str = DEFAULT_EVAL_SET, videos: int | None = None, overr
         InferenceConfig(**{"size": -1, **dict(inference_pairs)})
     except (TypeError, ValueError) as error:
         raise UserError(f"inference settings: {error}") from None
-    return EvalSet(name, videos, tuple(sorted((overrides or {}).items())), inference_pairs)
+    eval_set = EvalSet(name, videos, tuple(sorted((overrides or {}).items())), inference_pairs)
+    _check_eval_set(eval_set)
+    return eval_set
+
+
+def _check_eval_set(eval_set: EvalSet) -> None:
+    """What would otherwise fail only after every run has trained: a DAVIS root without the val
+    sequences, generated-set knobs that the generator refuses."""
+    if eval_set.is_davis:
+        from ..data.readers import read_davis
+
+        year, _, root = eval_set.name.partition(":")
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"eval set {eval_set.name}: {root or '(empty)'} is not a folder; give the DAVIS root "
+                            "(the folder holding JPEGImages, Annotations and ImageSets)")
+        sequences = read_davis(root, split="val", year=int(year[-4:]))  # lists files only; one-line errors
+        if not sequences:
+            raise UserError(f"eval set {eval_set.name}: no val sequences in {root}")
+        return
+    import dataclasses as dc
+
+    from ..data.synthetic import SPLITS
+
+    try:
+        dc.replace(SPLITS[eval_set.name].config, **dict(eval_set.overrides))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"eval set {eval_set.name}: {error}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -262,6 +305,7 @@ def plan(variants, seeds, preset: str, eval_set: EvalSet, overrides: Mapping | N
          smoke: bool | None = None, cache=None, progress: bool = False) -> list[RunSpec]:
     """The RunSpecs of variants x seeds (one-line errors for bad names, seeds, presets, settings)."""
     variants, seeds = variants_from(variants), seeds_from(seeds)
+    check_cache(zoo.cache_root(cache), cache_setting(cache))  # runs and their results are written there
     cache = str(zoo.cache_root(cache).resolve())
     specs = []
     for variant in variants:

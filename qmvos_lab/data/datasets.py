@@ -21,7 +21,7 @@ from urllib.request import url2pathname
 
 from ..atomic import atomic_path, check_writable, staged_folder
 from ..download import download, sha256_of
-from ..errors import DownloadError, UserError
+from ..errors import DownloadError, UserError, not_a_file
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,11 @@ def download_dataset(name: str, root: str | os.PathLike = "data", url: str | Non
         if source is None:
             raise UserError(f"{name}: {archive.note}")
         local = _local_archive(source)
-        if local is not None and not local.is_file():
+        why = not_a_file(local) if local is not None else None
+        if why == "not found":
             raise UserError(f"--url {source}: no such file (give a local archive or an http(s) link)")
+        if why is not None:
+            raise UserError(f"--url {source} {why}")
         filename = local.name if local is not None else (Path(urlparse(source).path).name or archive.filename)
         expected = sha256 or archive.sha256 or _recorded(root).get(filename)
         if local is not None:

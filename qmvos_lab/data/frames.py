@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import UserError, not_a_file
 from .masks import png_files, read_label_map
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -25,6 +25,9 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An RGB frame as H x W x 3 uint8; a one-line UserError when it cannot be read."""
+    why = not_a_file(path)
+    if why is not None and why != "not found":  # a FIFO would block the reader forever
+        raise UserError(f"frame {path} {why}")
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
@@ -41,6 +44,9 @@ class FrameSource:
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"frames {self.path} not found: give a folder of JPEG/PNG frames or a video file")
+        why = None if self.path.is_dir() else not_a_file(self.path)
+        if why is not None:  # a FIFO named clip.mp4 would block the decoder forever
+            raise UserError(f"frames {self.path} {why}")
         if self.path.is_dir():
             self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self.files:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
-from ..errors import QmvosLabWarning, UserError
+from ..errors import QmvosLabWarning, UserError, not_a_file
 
 VOID_LABEL = 255  # DAVIS: "ignore this pixel" (counted as background by the evaluation)
 GREY_REACH = 4  # pixels: how far from both a 0 and a 255 pixel an anti-aliased grey value may lie
@@ -114,6 +114,9 @@ def read_palette(path: str | os.PathLike) -> bytes | None:
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
     """Read a label PNG as an H x W uint8 (or uint16 for 16-bit grayscale) array of object ids."""
+    why = not_a_file(path)
+    if why is not None and why != "not found":  # a FIFO would block the reader forever
+        raise UserError(f"mask {path} {why}")
     try:
         with Image.open(path) as image:
             image.load()
