@@ -748,3 +748,36 @@ def test_a_read_only_cache_is_one_line(ro, capsys, monkeypatch):
     code, out, err = run_in_process(["info", "XMem", "--quiet"], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert re.search(r"QMVOS_LAB_CACHE \S+ cannot be written: .*; unset it or point it at a folder", err), err
+
+
+# Downloads: the archive's layout is checked before anything is extracted or recorded
+def _zip(path: Path, names: list[str]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, b"x")
+    return path
+
+
+@pytest.mark.parametrize("dataset, names, missing", [
+    ("davis", ["photos/cat.jpg", "notes.txt"], "JPEGImages/480p/"),
+    ("davis", ["DAVIS/JPEGImages/480p/bear/00000.jpg", "DAVIS/ImageSets/2017/val.txt"], "Annotations/480p/"),
+    ("davis2016", ["DAVIS/JPEGImages/1080p/bear/00000.jpg"], "JPEGImages/480p/"),
+    ("youtube", ["DAVIS/JPEGImages/480p/bear/00000.jpg", "DAVIS/Annotations/480p/bear/00000.png"], "meta.json"),
+], ids=["davis-any-zip", "davis-no-annotations", "davis2016-1080p-only", "youtube-a-davis-zip"])
+def test_an_archive_without_the_layout_is_refused_and_not_recorded(tmp_path, capsys, dataset, names, missing):
+    archive = _zip(tmp_path / "archive.zip", names)
+    code, out, err = run_in_process(["data", "download", dataset, "--root", str(tmp_path / "data"), "--url",
+                                     str(archive), "--quiet"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"does not hold the {dataset} layout: no {missing} in it" in err, err
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))  # nothing extracted or recorded
+
+
+def test_an_archive_with_the_layout_is_extracted_and_recorded(tmp_path, capsys):
+    archive = _zip(tmp_path / "DAVIS-mirror.zip", ["DAVIS/JPEGImages/480p/bear/00000.jpg",
+                                                   "DAVIS/Annotations/480p/bear/00000.png", "DAVIS/ImageSets/2017/val.txt"])
+    assert main(["data", "download", "davis", "--root", str(tmp_path / "data"), "--url", str(archive), "--quiet"]) == 0
+    assert (tmp_path / "data" / "DAVIS" / "Annotations" / "480p" / "bear" / "00000.png").is_file()
+    assert "DAVIS-mirror.zip" in (tmp_path / "data" / "downloads" / "checksums.json").read_text()
