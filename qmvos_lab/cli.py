@@ -145,10 +145,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train.trainer import Trainer
 
+    import contextlib
+    import os
+
+    from .locks import output_lock
+
     existed = run_dir.exists()
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun the ranks share the run: rank 0 locks it
     try:
-        trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
-        history = trainer.train()
+        # a second `train` of the same run is refused, naming the first
+        with output_lock(run_dir, "--name") if first_rank else contextlib.nullcontext():
+            trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
+            history = trainer.train()
     except (QmvosLabError, OSError) as error:
         if is_no_space(error) and not (run_dir / "checkpoint.pth").is_file():
             import shutil  # a run that never saved a checkpoint holds nothing to resume: leave no half run

@@ -27,6 +27,7 @@ from .data.masks import VOID_LABEL, full_palette, png_files, read_palette, write
 from .errors import UserError
 from .inference import VideoSegmenter
 from .inference.inputs import check_memory
+from .locks import holding_output_lock
 from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
 
@@ -143,6 +144,7 @@ def check_device(device: str) -> None:
         raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
 
 
+@holding_output_lock  # a second process writing the same output is refused, naming the first
 def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, config: InferenceConfig,
                       device: str = "cpu", amp: bool = False, compile: bool = False, channels_last: bool = False,
                       save_scores: bool = False,

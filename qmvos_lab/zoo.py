@@ -29,6 +29,7 @@ from pathlib import Path
 from .ablations import ABLATIONS, model_config
 from .checkpoints import load_checkpoint
 from .download import cache_setting, check_cache
+from .locks import entry_lock
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
 from .train.presets import PRESETS, preset
@@ -113,8 +114,11 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     if network is not None:
         return network
     check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
-    train_entry(entry, progress)
-    network = load_entry(entry, device)
+    with entry_lock(entry.folder):  # another process training this entry: wait, then reuse its network
+        network = load_entry(entry, device)
+        if network is None:
+            train_entry(entry, progress)
+            network = load_entry(entry, device)
     if network is None:
         raise CheckpointError(f"training {name} did not produce {entry.checkpoint}")
     return network

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -781,3 +782,89 @@ def test_an_archive_with_the_layout_is_extracted_and_recorded(tmp_path, capsys):
     assert main(["data", "download", "davis", "--root", str(tmp_path / "data"), "--url", str(archive), "--quiet"]) == 0
     assert (tmp_path / "data" / "DAVIS" / "Annotations" / "480p" / "bear" / "00000.png").is_file()
     assert "DAVIS-mirror.zip" in (tmp_path / "data" / "downloads" / "checksums.json").read_text()
+
+
+# Concurrency: what several processes share is locked, and the refusal names the holder
+HOLD = """
+import sys, time
+from pathlib import Path
+from qmvos_lab.locks import {lock}
+with {lock}(sys.argv[1]):
+    Path(sys.argv[2]).write_text("holding")
+    while not Path(sys.argv[3]).exists():
+        time.sleep(0.05)
+    {after}
+"""
+
+
+def _holder(tmp_path, lock, target, after="pass"):
+    """A process that holds `lock(target)` until tmp_path/go exists; returns it once it holds the lock."""
+    script = tmp_path / "hold.py"
+    script.write_text(HOLD.format(lock=lock, after=after))
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    process = subprocess.Popen([sys.executable, str(script), str(target), str(ready), str(go)],
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    while not ready.exists():
+        assert process.poll() is None, "the holder died"
+        time.sleep(0.02)
+    return process, go
+
+
+def test_a_second_segment_on_one_output_is_refused_naming_the_first(ws, tmp_path, capsys):
+    out = tmp_path / "out"
+    holder, go = _holder(tmp_path, "output_lock", out)
+    try:
+        code, stdout, err = run_in_process(_format(seg(output=str(out)), ws, None), capsys)
+    finally:
+        go.write_text("")
+        holder.wait()
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(rf"--output \S*out is being written by process {holder.pid} \(.*hold.py .*\); wait for it "
+                     "to finish or choose another --output", err), err
+    assert not out.exists()
+    assert main(_format(seg(output=str(out)), ws, None)) == 0  # the lock went with its holder
+
+
+def test_a_second_train_of_one_run_is_refused_naming_the_first(ws, tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    holder, go = _holder(tmp_path, "output_lock", tmp_path / "runs" / "mine")
+    try:
+        code, stdout, err = run_in_process(["train", "--preset", "cpu-tiny", "--runs-dir", str(tmp_path / "runs"),
+                                            "--name", "mine", "--quiet"], capsys)
+    finally:
+        go.write_text("")
+        holder.wait()
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"runs/mine is being written by process {holder.pid}" in err, err
+
+
+def test_a_cache_entry_being_trained_elsewhere_is_waited_for_and_reused(ws, tmp_path, monkeypatch):
+    """Two processes (two `ablate` runs, two notebooks) asking for one entry train it once."""
+    import threading
+
+    from qmvos_lab import locks, zoo
+
+    entry = zoo.entry_for(zoo.training_config("xmem-small", smoke=True))
+    trained_elsewhere = ("from qmvos_lab.checkpoints import save_checkpoint; from qmvos_lab.model import build_network; "
+                         "from qmvos_lab.ablations import model_config; "
+                         f"save_checkpoint(build_network(model_config('xmem', 'small')), {str(entry.checkpoint)!r})")
+    holder, go = _holder(tmp_path, "entry_lock", entry.folder, after=trained_elsewhere)
+    waiting = threading.Event()
+    messages = []
+
+    def print_and_signal(*args, **kwargs):
+        messages.append(" ".join(map(str, args)))
+        waiting.set()
+
+    monkeypatch.setattr(locks, "print", print_and_signal, raising=False)
+    monkeypatch.setattr(zoo, "train_entry", lambda *a, **k: pytest.fail("the entry was trained a second time"))
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(network=zoo.trained("xmem-small", smoke=True)))
+    thread.start()
+    waiting.wait(timeout=120)
+    go.write_text("")
+    thread.join(timeout=300)
+    holder.wait()
+    assert result["network"].cache_folder == entry.folder
+    assert len(messages) == 1 and f"is training or evaluating it" in messages[0]
+    assert f"process {holder.pid}" in messages[0]

@@ -34,6 +34,7 @@ from ..ablations import ABLATIONS
 from ..atomic import atomic_path
 from ..config import InferenceConfig, ModelConfig, TrainConfig
 from ..download import cache_setting, check_cache
+from ..locks import entry_lock
 from ..errors import UserError
 from ..train.data import check_data
 from ..train.settings import check_config
@@ -381,6 +382,12 @@ def run_one(spec: RunSpec) -> RunResult:
     done = read_result(spec)
     if done is not None:
         return done
+    with entry_lock(spec.entry.folder):  # two ablations on one cache: the second waits, then reuses the run
+        done = read_result(spec)
+        return done if done is not None else _train_and_evaluate(spec)
+
+
+def _train_and_evaluate(spec: RunSpec) -> RunResult:
     entry = spec.entry
     network = zoo.load_entry(entry)
     if network is None:
