@@ -63,6 +63,9 @@ def check_frame_size(shape: tuple[int, int], first: tuple[int, int] | None, size
     if first is not None and tuple(first) != (height, width):
         raise UserError(f"frame {index} is {width}x{height} but the first frame is {first[1]}x{first[0]}; all "
                         "frames must have one size (resize them, or start a new VideoSegmenter)")
+    if 0 < size < MIN_SIZE:
+        raise UserError(f"InferenceConfig(size={size}) is below {MIN_SIZE}, the network's stride (the output would be "
+                        f"blank); use size={MIN_SIZE} or more, or -1 to keep the frames' size")
     if size == -1 and min(height, width) < MIN_SIZE:
         raise UserError(f"the frames are {width}x{height}, smaller than the network's stride ({MIN_SIZE}); "
                         f"set InferenceConfig(size={MIN_SIZE}) or more to enlarge them")

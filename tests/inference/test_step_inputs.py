@@ -105,6 +105,11 @@ def test_frames_below_the_stride_are_refused(network):
                         r"the frames are 8x8, smaller than the network's stride \(16\); set InferenceConfig\(size=16\)")
 
 
+def test_a_size_below_the_stride_is_refused(network, frame, mask):
+    one_line_user_error(lambda: VideoSegmenter(network, InferenceConfig(size=8)).step(frame, mask),
+                        r"InferenceConfig\(size=8\) is below 16, the network's stride")
+
+
 def test_an_all_zero_later_mask_keeps_the_objects(network, frame, mask):
     video = segmenter(network)
     video.step(frame, mask)
