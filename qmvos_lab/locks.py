@@ -1,7 +1,7 @@
 """Advisory file locks (fcntl.flock) on what several processes may write at once, saying who holds them.
 
-* `entry_lock(folder)`: a trained-network cache entry (zoo.py, the ablation runner). The lock file
-  lies beside the entry (`.<entry>.lock` in the cache, so it works wherever the cache is shared,
+* `entry_lock(folder, locks)`: a trained-network cache entry (zoo.py, the ablation runner). The lock
+  file lies in the cache (`<cache>/locks/<entry>.lock`, so it works wherever the cache is shared,
   e.g. by Slurm jobs); a second process waits for the first, then finds the entry trained and
   reuses it instead of training it twice.
 * `output_lock(path, setting)`: an output folder of a command (`segment --output`, `train`'s run
@@ -69,10 +69,11 @@ def file_lock(lock_file: Path, busy, wait: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def entry_lock(folder: str | os.PathLike, what: str = "cache entry") -> "contextmanager":
-    """Wait for, then hold, the lock of a cache entry folder (see the module docstring)."""
+def entry_lock(folder: str | os.PathLike, locks: str | os.PathLike, what: str = "cache entry") -> "contextmanager":
+    """Wait for, then hold, the lock of a cache entry folder, kept in the folder `locks` (see the module
+    docstring)."""
     folder = Path(folder)
-    return file_lock(folder.with_name(f".{folder.name}.lock"),
+    return file_lock(Path(locks) / f"{folder.name}.lock",
                      lambda holder: f"waiting for the {what} {folder}: {holder} is training or evaluating it",
                      wait=True)
 

@@ -114,7 +114,7 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     if network is not None:
         return network
     check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
-    with entry_lock(entry.folder):  # another process training this entry: wait, then reuse its network
+    with entry_lock(entry.folder, cache_root(cache) / "locks"):  # another process training this entry: wait, then reuse its network
         network = load_entry(entry, device)
         if network is None:
             train_entry(entry, progress)

@@ -789,7 +789,7 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from qmvos_lab.locks import {lock}
-with {lock}(sys.argv[1]):
+with {lock}(*sys.argv[1].split("|")):
     Path(sys.argv[2]).write_text("holding")
     while not Path(sys.argv[3]).exists():
         time.sleep(0.05)
@@ -848,7 +848,7 @@ def test_a_cache_entry_being_trained_elsewhere_is_waited_for_and_reused(ws, tmp_
     trained_elsewhere = ("from qmvos_lab.checkpoints import save_checkpoint; from qmvos_lab.model import build_network; "
                          "from qmvos_lab.ablations import model_config; "
                          f"save_checkpoint(build_network(model_config('xmem', 'small')), {str(entry.checkpoint)!r})")
-    holder, go = _holder(tmp_path, "entry_lock", entry.folder, after=trained_elsewhere)
+    holder, go = _holder(tmp_path, "entry_lock", f"{entry.folder}|{ws / 'cache' / 'locks'}", after=trained_elsewhere)
     waiting = threading.Event()
     messages = []
 

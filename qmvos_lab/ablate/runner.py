@@ -382,7 +382,8 @@ def run_one(spec: RunSpec) -> RunResult:
     done = read_result(spec)
     if done is not None:
         return done
-    with entry_lock(spec.entry.folder):  # two ablations on one cache: the second waits, then reuses the run
+    # two ablations on one cache: the second waits for the first, then reuses its run
+    with entry_lock(spec.entry.folder, Path(spec.cache) / "locks"):
         done = read_result(spec)
         return done if done is not None else _train_and_evaluate(spec)
 
