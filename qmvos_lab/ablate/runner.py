@@ -211,12 +211,10 @@ def eval_set_from(name: str = DEFAULT_EVAL_SET, videos: int | None = None, overr
         InferenceConfig(**{"size": -1, **dict(inference_pairs)})
     except (TypeError, ValueError) as error:
         raise UserError(f"inference settings: {error}") from None
-    eval_set = EvalSet(name, videos, tuple(sorted((overrides or {}).items())), inference_pairs)
-    _check_eval_set(eval_set)
-    return eval_set
+    return EvalSet(name, videos, tuple(sorted((overrides or {}).items())), inference_pairs)
 
 
-def _check_eval_set(eval_set: EvalSet) -> None:
+def check_eval_set(eval_set: EvalSet) -> None:
     """What would otherwise fail only after every run has trained: a DAVIS root without the val
     sequences, generated-set knobs that the generator refuses."""
     if eval_set.is_davis:
@@ -306,7 +304,6 @@ def plan(variants, seeds, preset: str, eval_set: EvalSet, overrides: Mapping | N
          smoke: bool | None = None, cache=None, progress: bool = False) -> list[RunSpec]:
     """The RunSpecs of variants x seeds (one-line errors for bad names, seeds, presets, settings)."""
     variants, seeds = variants_from(variants), seeds_from(seeds)
-    check_cache(zoo.cache_root(cache), cache_setting(cache))  # runs and their results are written there
     cache = str(zoo.cache_root(cache).resolve())
     specs = []
     for variant in variants:
@@ -517,6 +514,8 @@ def run_ablations(variants=("xmem", "qmvos"), seeds=(0, 1, 2), preset: str = zoo
     if jobs < 1:
         raise UserError(f"jobs must be at least 1, got {jobs}")
     in_process = jobs == 1 and executor is None
+    check_eval_set(eval_set)  # before any run trains: it is read only after training
+    check_cache(zoo.cache_root(cache), cache_setting(cache))  # runs and their results are written there
     specs = plan(variants, seeds, preset, eval_set, overrides, smoke, cache, progress and in_process)
     results: dict[int, RunResult] = {}
     todo = []
