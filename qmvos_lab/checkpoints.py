@@ -99,7 +99,7 @@ def _not_a_torch_save_file(path) -> str | None:
         head = f.read(256)
     advice = "give a file saved with torch.save (a state dict or a QMVOS Lab checkpoint)"
     if not head:
-        return f"checkpoint {path} is empty (0 bytes); {advice}"
+        return f"cannot read checkpoint {path}: it is empty (0 bytes); {advice}"
     if head[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(path) as archive:
@@ -107,19 +107,22 @@ def _not_a_torch_save_file(path) -> str | None:
         except zipfile.BadZipFile:
             return None
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            return (f"checkpoint {path} is a TorchScript archive (torch.jit.save), which holds code rather than "
-                    "weights; save its state_dict() with torch.save and give that file")
+            return (f"cannot read checkpoint {path}: it is a TorchScript archive (torch.jit.save), which holds code "
+                    "rather than weights; save its state_dict() with torch.save and give that file")
         return None
     header = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
     if Path(path).suffix == ".safetensors" or (0 < header < 2 ** 27 and head[8:9] == b"{"):
-        return (f"checkpoint {path} is a safetensors file; convert it with "
+        return (f"cannot read checkpoint {path}: it is a safetensors file; convert it with "
                 "torch.save(safetensors.torch.load_file(PATH), 'weights.pth') and give the .pth file")
     if head[:1] != b"\x80":  # every pickle protocol >= 2 starts so
         try:
-            first = head.decode("utf-8").splitlines()[0][:40]
-        except (UnicodeDecodeError, IndexError):
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
             return None
-        return f"checkpoint {path} is a text file (it begins {first!r}), not a PyTorch file; {advice}"
+        if not text.strip() or not all(c.isprintable() or c in "\t\r\n" for c in text):
+            return None  # binary: torch.load says what it can
+        first = text.strip().splitlines()[0][:40]
+        return f"cannot read checkpoint {path}: it is a text file (it begins {first!r}), not a PyTorch file; {advice}"
     return None
 
 
