@@ -12,6 +12,7 @@ target is as it was. The temporary names hold the process id (`.<name>.tmp-<pid>
 a folder that is merged into); leftovers of processes that died without cleaning up (SIGKILL,
 power loss) are removed by the next writer of the same target.
 `check_writable(path, setting)` refuses an output that cannot be written, before the work.
+A full disk (ENOSPC, EDQUOT) met inside a block becomes `NoSpaceError(target)`, after the same clean-up.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from .errors import NoSpaceError, UserError, is_no_space
 
 LEFTOVER_KINDS = ("tmp", "partial", "old")
 
@@ -143,6 +144,17 @@ def remove_leftovers(target: str | os.PathLike) -> list[Path]:
 
 
 @contextmanager
+def no_space_is_named(target: Path) -> Iterator[None]:
+    """A full disk inside the block is reported as `NoSpaceError(target)` (one line)."""
+    try:
+        yield
+    except (OSError, NoSpaceError) as error:
+        if is_no_space(error):  # the outermost block names the place (the output, not a staging file)
+            raise NoSpaceError(target) from None
+        raise
+
+
+@contextmanager
 def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Yield temporary paths next to `paths`; when the block succeeds they replace `paths` (as a
     group: no signal can stop the renames half-way); on any failure they are removed.
@@ -159,7 +171,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         temporaries.append(leftover_name(target, "tmp"))
     done = False
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), no_space_is_named(targets[0]):
             yield temporaries
             with signals_deferred():
                 for tmp, target in zip(temporaries, targets):
@@ -202,7 +214,7 @@ def staged_folder(target: str | os.PathLike, merge: bool = False, last: tuple[st
     staging.mkdir()
     done = False
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), no_space_is_named(target):
             yield staging
             with signals_deferred():
                 _merge(staging, target, last) if merge else _replace(staging, target)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,8 @@ import torch.nn as nn
 
 from .atomic import atomic_path
 from .config import BACKBONE_CHANNELS, ModelConfig
-from .download import default_cache_dir, download
-from .errors import CheckpointError, DownloadError
+from .download import cache_setting, check_cache, default_cache_dir, download
+from .errors import CheckpointError, DownloadError, not_a_file
 from .model import XMem, build_network
 
 RELEASE_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
@@ -71,6 +72,8 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
     if urlparse(source).scheme in ("http", "https"):
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "checkpoints"
         name = Path(urlparse(source).path).name or "checkpoint.pth"
+        if not (cache / name).is_file():
+            check_cache(cache if cache_dir is not None else default_cache_dir(), cache_setting(cache_dir))
         try:
             return download(source, cache / name, progress=progress)
         except DownloadError as error:
@@ -80,10 +83,47 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
         inside = ", ".join(p.name for p in sorted(path.glob("*.pth"))[:3])
         raise CheckpointError(f"checkpoint {source} is a folder, not a file; give "
                               f"{f'one of the files in it ({inside})' if inside else 'a .pth file'}")
-    if not path.is_file():
+    why = not_a_file(path)
+    if why == "not found":
         known = ", ".join(OFFICIAL_CHECKPOINTS)
         raise CheckpointError(f"checkpoint {source} not found: give a file, a URL, or one of {known}")
+    if why is not None:
+        raise CheckpointError(f"checkpoint {source} {why}")
     return path
+
+
+def _not_a_torch_save_file(path) -> str | None:
+    """A one-line diagnosis of a file that is not a torch.save checkpoint, from its first bytes
+    (a TorchScript archive, a safetensors file, an empty or a text file), or None."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    advice = "give a file saved with torch.save (a state dict or a QMVOS Lab checkpoint)"
+    if not head:
+        return f"cannot read checkpoint {path}: it is empty (0 bytes); {advice}"
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            return None
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return (f"cannot read checkpoint {path}: it is a TorchScript archive (torch.jit.save), which holds code "
+                    "rather than weights; save its state_dict() with torch.save and give that file")
+        return None
+    header = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if Path(path).suffix == ".safetensors" or (0 < header < 2 ** 27 and head[8:9] == b"{"):
+        return (f"cannot read checkpoint {path}: it is a safetensors file; convert it with "
+                "torch.save(safetensors.torch.load_file(PATH), 'weights.pth') and give the .pth file")
+    if head[:1] != b"\x80":  # every pickle protocol >= 2 starts so
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not text.strip() or not all(c.isprintable() or c in "\t\r\n" for c in text):
+            return None  # binary: torch.load says what it can
+        first = text.strip().splitlines()[0][:40]
+        return f"cannot read checkpoint {path}: it is a text file (it begins {first!r}), not a PyTorch file; {advice}"
+    return None
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
@@ -95,8 +135,16 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict, dict | None]:
 def read_checkpoint_file(path: str | os.PathLike) -> tuple[dict, dict | None, int]:
     """Load a checkpoint file on the CPU. Returns (state dict, saved QMVOS Lab config or None,
     the inference size its training recipe saved: -1 for other files)."""
+    why = not_a_file(path)
+    if why is not None:
+        raise CheckpointError(f"checkpoint {path} {why}")
+    diagnosis = _not_a_torch_save_file(path)
+    if diagnosis is not None:
+        raise CheckpointError(diagnosis)
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's TorchScript notice: diagnosed above
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, IndexError, KeyError, TypeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -276,8 +324,8 @@ def save_checkpoint(model: XMem, path: str | os.PathLike, **extra) -> Path:
     file, then rename."""
     content = {"format": "qmvos-lab", "config": model.config.to_dict(), "network": model.state_dict(),
                "inference_size": int(getattr(model, "inference_size", -1)), **extra}
-    with atomic_path(path) as tmp:
-        torch.save(content, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(content, file)  # through a Python file: a full disk is OSError(ENOSPC), not a bare RuntimeError
     return Path(path)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import QmvosLabError, UserError
+from .errors import NoSpaceError, QmvosLabError, QmvosLabWarning, UserError, is_no_space
 
 GPU_PRESETS = ("gpu-davis16", "paper")  # training presets sized for GPUs (train/presets.py)
 
@@ -57,7 +58,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import check_device, check_outputs, check_size, load_inputs, segment_to_folder
+    from .segment import check_device, check_memory_budget, check_outputs, check_size, load_inputs, segment_to_folder
 
     try:
         config = InferenceConfig(
@@ -71,6 +72,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     # everything is checked before the model is loaded
     inputs = load_inputs(args.frames, args.masks)
     check_size(config.size, inputs.frame_size)
+    check_memory_budget(config, inputs, args.device)
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
@@ -144,8 +146,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train.trainer import Trainer
 
-    trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
-    history = trainer.train()
+    import contextlib
+    import os
+
+    from .locks import output_lock
+
+    existed = run_dir.exists()
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun the ranks share the run: rank 0 locks it
+    try:
+        # a second `train` of the same run is refused, naming the first
+        with output_lock(run_dir, "--name") if first_rank else contextlib.nullcontext():
+            trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
+            history = trainer.train()
+    except (QmvosLabError, OSError) as error:
+        if is_no_space(error) and not (run_dir / "checkpoint.pth").is_file():
+            import shutil  # a run that never saved a checkpoint holds nothing to resume: leave no half run
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if existed:
+                run_dir.mkdir(exist_ok=True)
+        raise
     if trainer.rank == 0:
         last = history[-1] if history else {}
         if trainer.iteration < config.iterations:  # stopped by Ctrl-C or SIGTERM, after saving a checkpoint
@@ -215,6 +235,16 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     variants = {**{name: {} for name in names}, **custom}
     ablate.variants_from(variants)  # bad names and seeds fail before anything is made
     ablate.seeds_from(args.seeds)
+    given = args.reference is not None  # the default (qmvos) may be absent: then nothing is compared
+    args.reference = args.reference or "qmvos"
+    if given and args.reference not in variants:  # compared after every run has trained: check it now
+        raise UserError(f"--reference {args.reference} is not among the variants run ({', '.join(variants)}); "
+                        "add it to --variants or choose one of them")
+    if args.speed:
+        from .config import MODEL_SIZES
+
+        if args.speed_size not in MODEL_SIZES:
+            raise UserError(f"--speed-size {args.speed_size}: choose from {', '.join(MODEL_SIZES)}")
     executor = None
     if args.slurm is not None:
         executor = ablate.slurm_executor(Path(args.output) / "submitit", **ablate.parse_pairs(args.slurm, "--slurm"))
@@ -351,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out generated split (default synthetic-hard, or synthetic-val), "
                              "or davis2017:ROOT / davis2016:ROOT")
     ablate.add_argument("--eval-videos", type=positive_int, help="evaluate on the first N videos (default: all)")
-    ablate.add_argument("--reference", default="qmvos", help="the full model each variant is compared with")
+    ablate.add_argument("--reference", default=None,
+                        help="the full model each variant is compared with (default qmvos)")
     ablate.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override preset settings (all runs)")
     where = ablate.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=positive_int, default=1, help="local worker processes (default 1: this process)")
@@ -406,6 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_SETTINGS = {"train": "runs_dir", "data": "root"}  # the option naming where a command writes (else --output)
+
+
+def _no_space_line(error: BaseException, args: argparse.Namespace) -> str:
+    """A full disk: where, and which option chooses another place."""
+    dest = OUTPUT_SETTINGS.get(args.command, "output")
+    setting = f"--{dest.replace('_', '-')}"
+    path = error.path if isinstance(error, NoSpaceError) else error.filename
+    path = path if path is not None else getattr(args, dest, None) or "the output folder"
+    return NoSpaceError(path).message(setting)
+
+
 def _one_line(error: BaseException) -> str:
     """The message of a user-facing error, on one line."""
     if isinstance(error, OSError) and not isinstance(error, QmvosLabError):
@@ -413,6 +456,15 @@ def _one_line(error: BaseException) -> str:
         text = f"{where}: {error.strerror}" if error.strerror else str(error)
         return f"cannot use {text.lstrip(': ')} (check the path, the free space and the permissions)"
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _warning_printer(command: str, fallback):
+    """The kit's own warnings (QmvosLabWarning) as one line `qmvos-lab <command>: warning: ...`."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, QmvosLabWarning):
+            return fallback(message, category, filename, lineno, file, line)
+        print(f"qmvos-lab {command}: warning: {_one_line(message)}", file=sys.stderr)
+    return show
 
 
 INTERRUPTED = {  # what an interrupted command leaves, where it is not "nothing"
@@ -439,9 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None  # cleans up like Ctrl-C
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command, warnings.showwarning)
+            return args.func(args)
     except (QmvosLabError, OSError) as error:
-        print(f"qmvos-lab {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        line = _no_space_line(error, args) if is_no_space(error) else _one_line(error)
+        print(f"qmvos-lab {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         by = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"

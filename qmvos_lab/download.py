@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import DownloadError
+from .errors import DownloadError, NoSpaceError, UserError, is_no_space
 
 CHUNK_BYTES = 1 << 20
 
@@ -28,6 +28,24 @@ def default_cache_dir() -> Path:
     if os.environ.get("QMVOS_LAB_CACHE"):
         return Path(os.environ["QMVOS_LAB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qmvos_lab"
+
+
+def cache_setting(folder=None) -> str:
+    """What chose the cache folder, for messages: --cache, QMVOS_LAB_CACHE, or the default."""
+    if folder is not None:
+        return "--cache"
+    return "QMVOS_LAB_CACHE" if os.environ.get("QMVOS_LAB_CACHE") else "the cache folder"
+
+
+def check_cache(folder: str | os.PathLike, setting: str) -> None:
+    """Refuse, before anything is written, a cache folder that is a file or cannot be written."""
+    from .atomic import check_writable
+
+    try:
+        check_writable(folder, setting)
+    except UserError as error:
+        fix = "unset it or point it at a folder you can write to" if setting == "QMVOS_LAB_CACHE" else ""
+        raise UserError(f"{error}{'; ' + fix if fix else ''}") from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -97,6 +115,8 @@ def _fetch_into(url: str, part: Path, progress: bool, timeout: float) -> bool:
                     f.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as error:
+                if is_no_space(error):  # a full disk is not a cut connection: retrying cannot help
+                    raise NoSpaceError(part) from None
                 return False  # connection cut: resume
     return total is None or received >= total

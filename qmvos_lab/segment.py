@@ -23,11 +23,13 @@ import torch
 from .atomic import check_writable, remove_leftovers, staged_folder
 from .config import InferenceConfig
 from .data.frames import FrameSource, load_given_masks
-from .data.masks import VOID_LABEL, full_palette, read_palette, write_label_map
+from .data.masks import VOID_LABEL, full_palette, png_files, read_palette, write_label_map
 from .errors import UserError
 from .inference import VideoSegmenter
 from .inference.fast import choose_amp
+from .inference.inputs import check_memory
 from .inference.preprocess import resized_shape
+from .locks import holding_output_lock
 from .resources import peak_memory_mib
 from .viz.overlay import VideoWriter, overlay
 
@@ -77,7 +79,7 @@ def load_inputs(frames: str | os.PathLike, masks: str | os.PathLike) -> VideoInp
     source = FrameSource(frames)
     frame_size = source.first_frame_size()
     given = load_given_masks(masks, source.names, frame_size)
-    first_path = Path(masks) / f"{source.names[0]}.png"
+    first_path = next(p for p in png_files(masks) if p.stem == source.names[0])  # 00000.png or 00000.PNG
     own_palette = read_palette(first_path)
     palette = full_palette(own_palette)
     binary = _is_binary(given)
@@ -102,6 +104,12 @@ def check_size(size: int, frame_size: tuple[int, int]) -> None:
     if size == -1 and min(frame_size) < MIN_SIZE:
         raise UserError(f"the frames are {frame_size[1]}x{frame_size[0]}, smaller than the network's stride "
                         f"({MIN_SIZE}); pass --size {MIN_SIZE} or more to enlarge them")
+
+
+def check_memory_budget(config: InferenceConfig, inputs: VideoInputs, device: str | torch.device) -> None:
+    """--size bounded by the memory its memory read would need (inference/inputs.check_memory)."""
+    memory_frames = min(config.max_mid_term_frames, 1 + (len(inputs.source) - 1) // config.mem_every)
+    check_memory(inputs.frame_size, config.size, memory_frames, device)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -138,6 +146,7 @@ def check_device(device: str) -> None:
         raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
 
 
+@holding_output_lock  # a second process writing the same output is refused, naming the first
 def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, config: InferenceConfig,
                       device: str = "cpu", amp: bool | str = False, compile: bool = False, channels_last: bool = False,
                       save_scores: bool = False,
@@ -146,6 +155,7 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
     """Segment `inputs` with `model` into `output` (see the module docstring)."""
     check_device(device)
     check_size(config.size, inputs.frame_size)
+    check_memory_budget(config, inputs, device)
     check_outputs(output, overwrite, overlay_path, inputs)
     device = torch.device(device)
     source, frame_size, given, palette = inputs.source, inputs.frame_size, inputs.masks, inputs.palette

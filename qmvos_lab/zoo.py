@@ -28,6 +28,8 @@ from pathlib import Path
 
 from .ablations import ABLATIONS, model_config
 from .checkpoints import load_checkpoint
+from .download import cache_setting, check_cache
+from .locks import entry_lock
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
 from .train.fast_path import resolve_fast_path
@@ -115,8 +117,12 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     network = load_entry(entry, device)
     if network is not None:
         return network
-    train_entry(entry, progress)
-    network = load_entry(entry, device)
+    check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
+    with entry_lock(entry.folder, cache_root(cache) / "locks"):  # another process training this entry: wait, then reuse its network
+        network = load_entry(entry, device)
+        if network is None:
+            train_entry(entry, progress)
+            network = load_entry(entry, device)
     if network is None:
         raise CheckpointError(f"training {name} did not produce {entry.checkpoint}")
     return network

@@ -195,6 +195,8 @@ def test_data_download_keeps_the_partial_file_and_resumes(tmp_path, signum, caps
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("DAVIS/ImageSets/2017/val.txt", "bear\n")
+        archive.writestr("DAVIS/JPEGImages/480p/bear/00000.jpg", b"x")  # the layout a DAVIS archive must hold
+        archive.writestr("DAVIS/Annotations/480p/bear/00000.png", b"y")
         archive.writestr("DAVIS/big.bin", np.random.default_rng(0).bytes(6 << 20))  # 6 MiB: several chunks
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StallingHandler)
     server.payload, server.ranges = buffer.getvalue(), []

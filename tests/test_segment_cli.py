@@ -129,7 +129,7 @@ def bad_inputs(tmp_path, frames, masks):
     many = tmp_path / "many"
     many.mkdir()
     Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 300 + 1).astype(np.uint16)).save(many / "00000.png")
-    cases["too many objects"] = (frames, many, None, "more than 255 objects")
+    cases["too many objects"] = (frames, many, None, "label id 300 does not fit")  # ids 1..254: at most 254
     (tmp_path / "corrupt.pth").write_bytes(b"\x00garbage")
     cases["corrupt checkpoint"] = (frames, masks, tmp_path / "corrupt.pth", "cannot read checkpoint")
     torch.save({"layer.weight": torch.zeros(1)}, tmp_path / "foreign.pth")

@@ -33,6 +33,8 @@ from .. import __version__, zoo
 from ..ablations import ABLATIONS
 from ..atomic import atomic_path
 from ..config import InferenceConfig, ModelConfig, TrainConfig
+from ..download import cache_setting, check_cache
+from ..locks import entry_lock
 from ..errors import UserError
 from ..train.data import check_data
 from ..train.settings import check_config
@@ -62,6 +64,19 @@ class Variant:
             return ModelConfig.of_size(size, **{**ABLATIONS[self.base], **dict(self.overrides)})
         except (TypeError, ValueError) as error:
             raise UserError(f"variant {self.name!r}: {error}") from None
+
+
+FIELD_KINDS = {"int": (int, "an integer"), "bool": (bool, "true or false"), "str": (str, "a word")}
+
+
+def _check_field_type(variant: str, key: str, value) -> None:
+    """A custom variant's ModelConfig value has its field's type (`hidden_dim=abc` is refused by name)."""
+    kind = {f.name: str(f.type) for f in dataclasses.fields(ModelConfig)}[key]
+    if kind not in FIELD_KINDS:  # tuples: checked by ModelConfig itself
+        return
+    expected, words = FIELD_KINDS[kind]
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise UserError(f"variant {variant!r}: {key}={value!r}: {key} must be {words}")
 
 
 def variants_from(variants: Sequence[str] | Mapping[str, Mapping] | str) -> list[Variant]:
@@ -96,8 +111,11 @@ def variants_from(variants: Sequence[str] | Mapping[str, Mapping] | str) -> list
             if isinstance(value, str):
                 items = [x.strip() for x in value.split(",") if x.strip()]
                 overrides[key] = tuple(int(x) if x.isdigit() else x for x in items)
+        for key, value in overrides.items():
+            _check_field_type(name, key, value)
         frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in overrides.items()))
         out.append(Variant(name, base, frozen))
+        out[-1].model("small")  # a value that ModelConfig refuses fails here, before any training
     if not out:
         raise UserError("no variants given; choose from " + ", ".join(ABLATIONS))
     names = [v.name for v in out]
@@ -194,6 +212,30 @@ def eval_set_from(name: str = DEFAULT_EVAL_SET, videos: int | None = None, overr
     except (TypeError, ValueError) as error:
         raise UserError(f"inference settings: {error}") from None
     return EvalSet(name, videos, tuple(sorted((overrides or {}).items())), inference_pairs)
+
+
+def check_eval_set(eval_set: EvalSet) -> None:
+    """What would otherwise fail only after every run has trained: a DAVIS root without the val
+    sequences, generated-set knobs that the generator refuses."""
+    if eval_set.is_davis:
+        from ..data.readers import read_davis
+
+        year, _, root = eval_set.name.partition(":")
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"eval set {eval_set.name}: {root or '(empty)'} is not a folder; give the DAVIS root "
+                            "(the folder holding JPEGImages, Annotations and ImageSets)")
+        sequences = read_davis(root, split="val", year=int(year[-4:]))  # lists files only; one-line errors
+        if not sequences:
+            raise UserError(f"eval set {eval_set.name}: no val sequences in {root}")
+        return
+    import dataclasses as dc
+
+    from ..data.synthetic import SPLITS
+
+    try:
+        dc.replace(SPLITS[eval_set.name].config, **dict(eval_set.overrides))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"eval set {eval_set.name}: {error}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -337,6 +379,13 @@ def run_one(spec: RunSpec) -> RunResult:
     done = read_result(spec)
     if done is not None:
         return done
+    # two ablations on one cache: the second waits for the first, then reuses its run
+    with entry_lock(spec.entry.folder, Path(spec.cache) / "locks"):
+        done = read_result(spec)
+        return done if done is not None else _train_and_evaluate(spec)
+
+
+def _train_and_evaluate(spec: RunSpec) -> RunResult:
     entry = spec.entry
     network = zoo.load_entry(entry)
     if network is None:
@@ -465,6 +514,8 @@ def run_ablations(variants=("xmem", "qmvos"), seeds=(0, 1, 2), preset: str = zoo
     if jobs < 1:
         raise UserError(f"jobs must be at least 1, got {jobs}")
     in_process = jobs == 1 and executor is None
+    check_eval_set(eval_set)  # before any run trains: it is read only after training
+    check_cache(zoo.cache_root(cache), cache_setting(cache))  # runs and their results are written there
     specs = plan(variants, seeds, preset, eval_set, overrides, smoke, cache, progress and in_process)
     results: dict[int, RunResult] = {}
     todo = []

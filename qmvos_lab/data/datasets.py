@@ -6,7 +6,9 @@ listed below) is verified; otherwise its SHA-256 is recorded in `<root>/download
 after the first download that tested and extracted well, and verified on every later use ("trust
 on first use"), so a corrupted or swapped archive is noticed. A zip is tested before extraction,
 extracted into a staging folder and only then moved into place. `--url` may also name a local
-archive (a path or a file:// URL): it is read where it is.
+archive (a path or a file:// URL): it is read where it is. Before anything is extracted or
+recorded, the archive's listing must hold the dataset's layout (`Archive.layout`: the folders the
+readers expect), so that any other zip given with --url is refused rather than trusted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.request import url2pathname
 
 from ..atomic import atomic_path, check_writable, staged_folder
 from ..download import download, sha256_of
-from ..errors import DownloadError, UserError
+from ..errors import DownloadError, UserError, not_a_file
 
 
 @dataclass(frozen=True)
@@ -30,14 +32,18 @@ class Archive:
     url: str | None
     sha256: str | None = None
     note: str = ""
+    layout: tuple[str, ...] = ()  # path parts that some entry of the archive must hold (the readers' layout)
 
 
 DATASETS = {
     "davis": [Archive("DAVIS-2017-trainval-480p.zip",
-                      "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip")],
-    "davis2016": [Archive("DAVIS-data.zip", "https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip")],
+                      "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip",
+                      layout=("JPEGImages/480p/", "Annotations/480p/", "ImageSets/2017/"))],
+    "davis2016": [Archive("DAVIS-data.zip", "https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip",
+                          layout=("JPEGImages/480p/", "Annotations/480p/"))],
     "youtube": [Archive("youtube-vos.zip", None, note="YouTube-VOS is distributed after registration "
-                        "(https://youtube-vos.org): pass the link you were given with --url")],
+                        "(https://youtube-vos.org): pass the link you were given with --url",
+                        layout=("JPEGImages/", "Annotations/", "meta.json"))],
 }
 
 
@@ -81,8 +87,11 @@ def download_dataset(name: str, root: str | os.PathLike = "data", url: str | Non
         if source is None:
             raise UserError(f"{name}: {archive.note}")
         local = _local_archive(source)
-        if local is not None and not local.is_file():
+        why = not_a_file(local) if local is not None else None
+        if why == "not found":
             raise UserError(f"--url {source}: no such file (give a local archive or an http(s) link)")
+        if why is not None:
+            raise UserError(f"--url {source} {why}")
         filename = local.name if local is not None else (Path(urlparse(source).path).name or archive.filename)
         expected = sha256 or archive.sha256 or _recorded(root).get(filename)
         if local is not None:
@@ -92,14 +101,15 @@ def download_dataset(name: str, root: str | os.PathLike = "data", url: str | Non
                                     f"{sha256_of(path)} (check the file or the expected checksum)")
         else:
             path = download(source, root / "downloads" / filename, sha256=expected, progress=progress)
-        extract_zip(path, root, downloaded=local is None)
+        extract_zip(path, root, downloaded=local is None, layout=archive.layout, dataset=name)
         if expected is None:
             _record(root, filename, sha256_of(path))
     return root
 
 
-def extract_zip(path: Path, root: Path, downloaded: bool = False) -> None:
-    """Test, then extract into a staging folder merged into `root` (atomic.staged_folder).
+def extract_zip(path: Path, root: Path, downloaded: bool = False, layout: tuple[str, ...] = (),
+                dataset: str = "the dataset") -> None:
+    """Check the layout, test, then extract into a staging folder merged into `root` (atomic.staged_folder).
 
     A corrupt archive that we `downloaded` is deleted, so that the next run fetches it afresh.
     """
@@ -112,6 +122,11 @@ def extract_zip(path: Path, root: Path, downloaded: bool = False) -> None:
 
     try:
         with zipfile.ZipFile(path) as archive:
+            names = ["/" + n for n in archive.namelist()]
+            missing = [part for part in layout if not any(f"/{part}" in n for n in names)]
+            if missing:
+                raise refuse(f"{path} does not hold the {dataset} layout: no {missing[0]} in it (expected "
+                             f"{', '.join(layout)}), so it is not the {dataset} archive")
             broken = archive.testzip()
             if broken is not None:
                 raise refuse(f"archive {path} is corrupt at {broken}")

@@ -14,8 +14,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError
-from .masks import read_label_map
+from ..errors import UserError, not_a_file
+from .masks import png_files, read_label_map
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the encoders' input normalisation
@@ -25,6 +25,9 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An RGB frame as H x W x 3 uint8; a one-line UserError when it cannot be read."""
+    why = not_a_file(path)
+    if why is not None and why != "not found":  # a FIFO would block the reader forever
+        raise UserError(f"frame {path} {why}")
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
@@ -41,6 +44,9 @@ class FrameSource:
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"frames {self.path} not found: give a folder of JPEG/PNG frames or a video file")
+        why = None if self.path.is_dir() else not_a_file(self.path)
+        if why is not None:  # a FIFO named clip.mp4 would block the decoder forever
+            raise UserError(f"frames {self.path} {why}")
         if self.path.is_dir():
             self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self.files:
@@ -108,7 +114,12 @@ def load_given_masks(masks_dir: str | os.PathLike, frame_names: list[str],
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise UserError(f"masks folder {masks_dir} not found")
-    files = sorted(masks_dir.glob("*.png"))
+    files = png_files(masks_dir)  # 00000.PNG as 00000.png, as frames are read whatever their suffix's case
+    stems = [p.stem for p in files]
+    if len(set(stems)) != len(stems):
+        twice = next(s for s in stems if stems.count(s) > 1)
+        raise UserError(f"masks folder {masks_dir} holds several masks named {twice} (suffixes differing in case); "
+                        "keep one")
     if not files and any(p.suffix.lower() in (".jpg", ".jpeg") for p in masks_dir.iterdir()):
         raise UserError(f"masks folder {masks_dir} holds JPEG files but no PNG: save masks as PNG label maps "
                         "(JPEG compression changes the ids)")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from .frames import IMAGE_SUFFIXES, read_image
-from .masks import VOID_LABEL, read_label_map
+from .masks import VOID_LABEL, png_files, read_label_map
 
 
 @dataclass
@@ -96,7 +96,7 @@ def read_davis(root: str | os.PathLike, split: str = "val", year: int = 2017, re
     videos = []
     for name in names:
         frames = _frames_in(frames_root / name)
-        masks = {p.stem: p for p in (masks_root / name).glob("*.png")} if (masks_root / name).is_dir() else {}
+        masks = {p.stem: p for p in png_files(masks_root / name)}
         if frames[0].stem not in masks:
             raise UserError(f"DAVIS sequence {name} has no mask for its first frame in {masks_root / name}")
         truth = {i: masks[p.stem] for i, p in enumerate(frames) if p.stem in masks}
@@ -104,7 +104,7 @@ def read_davis(root: str | os.PathLike, split: str = "val", year: int = 2017, re
         given_dir = root / "Given" / resolution / name  # generated sets: the frames where objects enter
         if given_dir.is_dir():
             index = {p.stem: i for i, p in enumerate(frames)}
-            given = {index[p.stem]: p for p in sorted(given_dir.glob("*.png")) if p.stem in index}
+            given = {index[p.stem]: p for p in png_files(given_dir) if p.stem in index}
         videos.append(VideoSequence(name, frames, given, truth, davis2016=(year == 2016)))
     return videos
 
@@ -129,7 +129,7 @@ def read_youtube(root: str | os.PathLike, split: str = "valid", sequences: list[
         index = {p.stem: i for i, p in enumerate(frames)}
         annotation_dir = split_root / "Annotations" / name
         given = {}
-        for mask in sorted(annotation_dir.glob("*.png")):
+        for mask in png_files(annotation_dir):
             if mask.stem not in index:
                 raise UserError(f"annotation {mask} matches no frame of {frames_root / name}")
             given[index[mask.stem]] = mask

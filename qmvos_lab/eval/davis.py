@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_paths, check_writable
-from ..data.masks import VOID_LABEL, read_label_map
+from ..data.masks import VOID_LABEL, png_files, read_label_map
 from ..errors import UserError
 from .metrics import f_measure_frames, jaccard, statistics
 
@@ -100,7 +100,7 @@ def _sequence_files(gt_root: Path, results_root: Path, seq: str,
         raise UserError(f"sequence {seq} has no ground truth in {gt_dir}")
     if not res_dir.is_dir():
         raise UserError(f"sequence {seq} has no results folder {res_dir}; evaluate a subset with --sequences")
-    gt_paths = sorted(gt_dir.glob("*.png"))
+    gt_paths = png_files(gt_dir)
     if not gt_paths:
         raise UserError(f"no ground-truth PNGs in {gt_dir}")
     if len(gt_paths) < 3:
@@ -112,7 +112,8 @@ def _sequence_files(gt_root: Path, results_root: Path, seq: str,
                 else "leave the sequence out with --sequences")
         raise UserError(f"ground truth {gt_paths[0]} holds no object (only 0{'' if davis2016 else f' or {VOID_LABEL}'}):"
                         f" the objects to evaluate are those of the first frame; {hint}")
-    res_paths = [res_dir / f"{p.stem}.png" for p in gt_paths[1:-1]]
+    written = {p.stem: p for p in png_files(res_dir)}  # 00003.PNG as 00003.png
+    res_paths = [written.get(p.stem, res_dir / f"{p.stem}.png") for p in gt_paths[1:-1]]
     missing = [p.name for p in res_paths if not p.is_file()]
     if missing:
         raise UserError(f"{res_dir} lacks {len(missing)} predicted masks, first {missing[0]}: "

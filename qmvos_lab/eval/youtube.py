@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from ..atomic import atomic_path, check_writable
+from ..data.masks import png_files
 from ..errors import UserError
 
 
@@ -33,8 +34,9 @@ def package_youtube_submission(results_root: str | os.PathLike, frames_root: str
         raise UserError(f"no video folders in {frames_root}")
     entries = []
     for video in videos:
-        for frame in sorted((frames_root / video).glob("*.jpg")):
-            mask = results_root / video / f"{frame.stem}.png"
+        written = {p.stem: p for p in png_files(results_root / video)}  # 00000.PNG as 00000.png
+        for frame in sorted(p for p in (frames_root / video).iterdir() if p.suffix.lower() in (".jpg", ".jpeg")):
+            mask = written.get(frame.stem, results_root / video / f"{frame.stem}.png")
             if not mask.is_file():
                 raise UserError(f"result {mask} is missing: the submission needs a mask for every frame of {frames_root / video}")
             entries.append((mask, f"Annotations/{video}/{frame.stem}.png"))

@@ -1,8 +1,9 @@
 """Segment a video frame by frame: the step API for notebooks and the loop behind
 `qmvos-lab segment`.
 
-`VideoSegmenter.step(image, mask)` takes an RGB frame (H x W x 3 uint8) and, optionally, a label
-map (H x W of object ids, any ids 1..254, 0 background, 255 void/ignored). Ids need not be
+`VideoSegmenter.step(image, mask)` takes an RGB frame (H x W x 3 uint8, or float in [0, 1]) and,
+optionally, a label map (H x W of object ids, any ids 1..254, 0 background, 255 void/ignored);
+both are checked at this edge (inference/inputs.py) with one-line UserErrors. Ids need not be
 contiguous: they are mapped to internal indices 1..N in order of appearance, and back on output.
 A mask on a later frame adds its new objects; objects that it does not contain keep their
 prediction outside its foreground, and objects it does contain are reset to it.
@@ -24,6 +25,7 @@ from ..data.masks import VOID_LABEL
 from ..errors import UserError
 from .core import InferenceCore
 from .fast import autocast, prepare_network
+from .inputs import check_frame_size, check_image, check_mask
 from .preprocess import resize_image, resize_masks, resized_shape, to_image_tensor
 from .trace import FrameTrace
 
@@ -68,15 +70,12 @@ class VideoSegmenter:
         self.core = InferenceCore(network, self.config, record_attention=record_attention, trace=trace)
         self.object_ids: list[int] = []  # original id of internal object i + 1
         self.frame_index = -1
+        self.frame_shape: tuple[int, int] | None = None  # (H, W) of the first frame
 
     # ------------------------------------------------------------------------------ objects
     def _new_mask(self, mask: np.ndarray, height: int, width: int) -> tuple[torch.Tensor, list[int]]:
         """Register the mask's new ids; return the one-hot over all known objects and the valid ones."""
-        mask = np.asarray(mask)
-        if mask.shape != (height, width):
-            raise UserError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the frame is {width}x{height}; "
-                            "masks must have the frame's size")
-        ids = [int(i) for i in np.unique(mask) if i != 0 and i != VOID_LABEL]
+        ids = [int(i) for i in np.unique(mask) if i != 0 and i != VOID_LABEL]  # mask: checked by step
         new_ids = [i for i in ids if i not in self.object_ids]
         if len(self.object_ids) + len(new_ids) > MAX_OBJECTS:
             raise UserError(f"more than {MAX_OBJECTS} objects ({len(self.object_ids) + len(new_ids)}); "
@@ -101,10 +100,20 @@ class VideoSegmenter:
 
     # ------------------------------------------------------------------------------ stepping
     def step(self, image, mask: np.ndarray | None = None, end: bool = False) -> FrameResult:
-        """Segment one frame (H x W x 3 uint8); `mask` is an optional H x W label map."""
-        self.frame_index += 1
-        array = np.asarray(image)
+        """Segment one frame (H x W x 3 uint8, or float in [0, 1]); `mask` is an optional H x W label map.
+        Bad input raises a one-line UserError and leaves the segmenter as it was."""
+        array = check_image(image)
         height, width = array.shape[:2]
+        check_frame_size((height, width), self.frame_shape, self.config.size, self.frame_index + 1)
+        if mask is not None:
+            mask = check_mask(mask, (height, width))
+            if not self.object_ids and not ((mask != 0) & (mask != VOID_LABEL)).any():
+                content = "0 (background)" if not mask.any() else f"0 (background) or {VOID_LABEL} (void)"
+                raise UserError(f"the first mask holds no object: every pixel is {content}; give each object its "
+                                f"own id 1..254 ({VOID_LABEL} is void: pass (mask == {VOID_LABEL}) for a "
+                                f"0/{VOID_LABEL} binary mask)")
+        self.frame_index += 1
+        self.frame_shape = (height, width)
         if mask is None and not self.object_ids:  # nothing to track yet: wait for the first mask
             return FrameResult(self.frame_index, np.zeros((height, width), np.uint8),
                                torch.ones(1, height, width), [])

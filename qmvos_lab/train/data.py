@@ -9,7 +9,7 @@ from ..config import TrainConfig
 from ..data.clips import (ClipConfig, GeneratedSource, MixedSource, PastingSource, SequenceSource, StaticPseudoVideos,
                           VOSClips)
 from ..data.frames import read_image
-from ..data.masks import read_label_map
+from ..data.masks import png_files, read_label_map
 from ..data.readers import read_davis, read_youtube
 from ..errors import UserError
 
@@ -65,10 +65,12 @@ def build_dataset(config: TrainConfig):
                         config.samples_per_epoch, config.seed)
     if config.data == "static":
         root = Path(config.data_root).expanduser()
-        images = sorted((root / "images").glob("*.jpg")) if (root / "images").is_dir() else []
+        images = (sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+                  if (root / "images").is_dir() else [])
+        masks = {p.stem: p for p in png_files(root / "masks")}
         if not images:
             raise UserError(f"static training data: expected {root}/images/*.jpg and {root}/masks/*.png")
-        pairs = [(read_image(p), read_label_map(root / "masks" / f"{p.stem}.png")) for p in images]
+        pairs = [(read_image(p), read_label_map(masks.get(p.stem, root / "masks" / f"{p.stem}.png"))) for p in images]
         return StaticPseudoVideos(pairs=pairs, num_frames=config.num_frames, crop_size=config.crop_size,
                                   samples=config.samples_per_epoch, seed=config.seed)
     raise AssertionError(f"check_data lets {config.data!r} through")  # unreachable

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..ablations import ABLATIONS
 from ..checkpoints import OFFICIAL_CHECKPOINTS
 from ..config import MODEL_SIZES, TrainConfig
-from ..errors import UserError
+from ..errors import UserError, not_a_file
 
 TRUE, FALSE, NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null", "auto")
 EXAMPLES = {int: "an integer, e.g. {name}=10", float: "a number, e.g. {name}=1e-4",
@@ -139,11 +139,16 @@ def check_config(config: TrainConfig) -> None:
                         f"{f' x {world} processes' if world > 1 else ''}: an epoch would hold no batch; "
                         "raise samples_per_epoch")
     if config.init not in ("scratch", "imagenet") and config.init not in OFFICIAL_CHECKPOINTS \
-            and not config.init.startswith(("http://", "https://")) and not Path(config.init).expanduser().is_file():
-        raise UserError(f"init={config.init}: no such checkpoint file; give scratch, imagenet, a release name "
-                        f"({', '.join(OFFICIAL_CHECKPOINTS)}), a URL or a .pth file")
+            and not config.init.startswith(("http://", "https://")):
+        why = not_a_file(Path(config.init).expanduser())
+        if why is not None:
+            why = "no such checkpoint file" if why == "not found" else why
+            raise UserError(f"init={config.init}: {why}; give scratch, imagenet, a release name "
+                            f"({', '.join(OFFICIAL_CHECKPOINTS)}), a URL or a .pth file")
     for name in ("resnet50", "resnet18"):
         value = getattr(config, name)
-        if value and not Path(value).expanduser().is_file():
-            raise UserError(f"{name}={value}: no such file; give a torchvision {name} state-dict file "
+        why = not_a_file(Path(value).expanduser()) if value else None
+        if why is not None:
+            why = "no such file" if why == "not found" else why
+            raise UserError(f"{name}={value}: {why}; give a torchvision {name} state-dict file "
                             "(or leave it empty to download it)")

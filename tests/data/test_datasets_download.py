@@ -15,6 +15,7 @@ def zip_bytes() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("DAVIS/ImageSets/2017/val.txt", "bear\n")
         archive.writestr("DAVIS/JPEGImages/480p/bear/00000.jpg", b"x" * 5000)
+        archive.writestr("DAVIS/Annotations/480p/bear/00000.png", b"y")  # the layout a DAVIS archive must hold
     return buffer.getvalue()
 
 
