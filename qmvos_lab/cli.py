@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a checkpoint",
                           description="Load a checkpoint (file, URL or release name such as XMem) "
                                       "and describe it.")
-    info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ...)")
+    info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ..., QMVOS)")
     info.add_argument("--quiet", action="store_true", help="no download progress bar")
     info.set_defaults(func=cmd_info)
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--frames", required=True, help="folder of frames (sorted by name) or a video file")
     segment.add_argument("--masks", required=True, help="folder of label PNGs named like their frames; "
                                                         "the first frame must have one")
-    segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem")
+    segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem or QMVOS")
     segment.add_argument("--output", required=True, help="folder for <frame>.png results")
     defaults = _inference_defaults()
     segment.add_argument("--size", type=int, default=defaults.size,
