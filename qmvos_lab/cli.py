@@ -12,6 +12,7 @@ loading a model or starting the work.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
+    from .segment import network_size
 
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     info = model.checkpoint_info
@@ -49,6 +51,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"variant:    {info.variant}")
     print(f"dimensions: key {info.config.key_dim}, value {info.config.value_dim}, hidden {info.config.hidden_dim}")
     print(f"parameters: {params:,} ({len(model.state_dict())} state-dict entries)")
+    saved = model.inference_size
+    print(f"inference size: {saved} (saved with the checkpoint; segment uses it unless --size)" if saved > 0
+          else f"inference size: none saved (segment uses {network_size(model)} unless --size)")
     for note in info.notes:
         print(f"note:       {note}")
     return 0
@@ -57,22 +62,27 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import check_device, check_outputs, check_size, load_inputs, segment_to_folder
+    from .segment import check_device, check_outputs, check_size, load_inputs, network_size, segment_to_folder
 
     try:
         config = InferenceConfig(
             top_k=args.top_k, mem_every=args.mem_every, deep_update_every=args.deep_update_every,
             enable_long_term=not args.no_long_term, max_mid_term_frames=args.max_mid_term_frames,
             min_mid_term_frames=args.min_mid_term_frames, num_prototypes=args.num_prototypes,
-            max_long_term_elements=args.max_long_term_elements, size=args.size)
+            max_long_term_elements=args.max_long_term_elements,
+            size=InferenceConfig().size if args.size is None else args.size)
     except ValueError as error:
         raise UserError(str(error).replace("InferenceConfig.", "--").replace("_", "-")) from None
     check_device(args.device)
     # everything is checked before the model is loaded
     inputs = load_inputs(args.frames, args.masks)
-    check_size(config.size, inputs.frame_size)
+    if args.size is not None:
+        check_size(config.size, inputs.frame_size)
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
+    if args.size is None:  # the size the checkpoint was trained for, else 480
+        config = dataclasses.replace(config, size=network_size(model))
+        check_size(config.size, inputs.frame_size)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
                                 amp={"on": True, "off": False}.get(args.amp, args.amp), compile=args.compile,
                                 channels_last=args.channels_last,
@@ -277,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem or QMVOS")
     segment.add_argument("--output", required=True, help="folder for <frame>.png results")
     defaults = _inference_defaults()
-    segment.add_argument("--size", type=int, default=defaults.size,
-                         help=f"resize the shorter side to this for the network; -1 keeps it (default {defaults.size})")
+    segment.add_argument("--size", type=int, default=None,
+                         help="resize the shorter side to this for the network; -1 keeps it (default: the "
+                              f"checkpoint's inference size when it saved one, else {defaults.size})")
     segment.add_argument("--top-k", type=int, default=defaults.top_k, help=f"top-k of the memory readout (default {defaults.top_k})")
     segment.add_argument("--mem-every", type=int, default=defaults.mem_every,
                          help=f"a memory frame every r frames (default {defaults.mem_every})")

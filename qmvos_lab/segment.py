@@ -104,6 +104,15 @@ def check_size(size: int, frame_size: tuple[int, int]) -> None:
                         f"({MIN_SIZE}); pass --size {MIN_SIZE} or more to enlarge them")
 
 
+def network_size(model, size: int | None = None) -> int:
+    """The size to segment at: `size` (--size) when given, else the inference size the checkpoint's
+    training recipe saved (`model.inference_size`) when it has one, else InferenceConfig's default (480)."""
+    if size is not None:
+        return size
+    saved = getattr(model, "inference_size", -1)
+    return saved if saved > 0 else InferenceConfig().size
+
+
 def _inside(path: Path, folder: Path) -> bool:
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
