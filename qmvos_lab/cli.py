@@ -62,7 +62,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import check_device, check_outputs, check_size, load_inputs, network_size, segment_to_folder
+    from .segment import (check_device, check_outputs, check_size, check_trace_path, load_inputs, network_size,
+                          segment_to_folder)
 
     try:
         config = InferenceConfig(
@@ -79,6 +80,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if args.size is not None:
         check_size(config.size, inputs.frame_size)
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
+    check_trace_path(args.trace, args.overwrite, args.output)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     if args.size is None:  # the size the checkpoint was trained for, else 480
         config = dataclasses.replace(config, size=network_size(model))
@@ -87,8 +89,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
                                 amp={"on": True, "off": False}.get(args.amp, args.amp), compile=args.compile,
                                 channels_last=args.channels_last,
                                 save_scores=args.save_scores, overlay_path=args.overlay,
-                                overwrite=args.overwrite, progress=not args.quiet)
+                                overwrite=args.overwrite, progress=not args.quiet, trace_path=args.trace)
     print(summary.line())
+    if args.trace is not None:
+        print(f"trace: {args.trace} (open it with qmvos_lab.viz.open_explorer)")
     return 0
 
 
@@ -310,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "CPU once (per network and frame size) and keeps the faster (default off: exact fp32)")
     segment.add_argument("--compile", action="store_true", help="torch.compile the network (the first frames compile)")
     segment.add_argument("--channels-last", action="store_true", help="NHWC weights and features")
+    segment.add_argument("--trace", default=None, metavar="FILE",
+                         help="also save the run's trace (attention, memory affinity) to FILE, to explore it "
+                              "later without the network: qmvos_lab.viz.open_explorer(FILE)")
     segment.add_argument("--save-scores", action="store_true",
                          help="also write scores/<frame>.npy: float16 (N+1) x H x W probabilities")
     segment.add_argument("--overlay", help="also write an overlay video (.mp4 or .gif)")
