@@ -3,6 +3,9 @@ pictures), and one written by `qmvos-lab segment --trace` equals a recording mad
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +93,38 @@ def test_segment_trace_equals_a_recording_made_in_python(tmp_path):
                  "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out2"),
                  "--trace", str(tmp_path / "run.pt"), "--quiet"]) == 2
     assert not (tmp_path / "out2").exists()
+
+
+JUDO = os.environ.get("QMVOS_LAB_JUDO", "")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not JUDO, reason="set QMVOS_LAB_JUDO to the judo clip (frames/, masks/) to run this")
+def test_a_real_clip_segmented_once_is_explored_from_its_trace(tmp_path):
+    """The judo clip (four athletes given on frames 0, 5, 8, 13) with a small QMVOS of random weights:
+    the command's trace opens in the explorer with every object, and exports."""
+    from qmvos_lab.checkpoints import save_checkpoint
+    from qmvos_lab.cli import main
+    from qmvos_lab.config import ModelConfig
+    from qmvos_lab.data.frames import FrameSource
+    from qmvos_lab.model import build_network
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        net = build_network(ModelConfig.of_size("small", queries=True)).eval()
+        torch.nn.init.ones_(net.decoder.QCIM.norm3.weight)
+    checkpoint = save_checkpoint(net, tmp_path / "net.pth")
+    judo = Path(JUDO)
+    assert main(["segment", "--frames", str(judo / "frames"), "--masks", str(judo / "masks"), "--checkpoint",
+                 str(checkpoint), "--output", str(tmp_path / "out"), "--size", "-1", "--trace",
+                 str(tmp_path / "judo.pt"), "--quiet"]) == 0
+    rec = load_recording(tmp_path / "judo.pt")
+    source = FrameSource(judo / "frames")
+    assert rec.frames.shape == (len(source), *source.first_frame_size(), 3) and rec.ground_truth is None
+    first = {int(p.stem) for p in (judo / "masks").glob("*.png")}
+    assert [min(t for t, ids in enumerate(rec.object_ids) if i in ids) for i in rec.ids] == sorted(first)
+    explorer = AttentionExplorer(rec)
+    explorer.set(frame=len(source) - 1, query=rec.ids[-1])
+    assert explorer.head_grid().axes
+    page = explorer.to_html(tmp_path / "judo.html")
+    assert page.read_text().count("data:image/png;base64,") >= 2
