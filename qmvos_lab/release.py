@@ -22,6 +22,7 @@ Every failure is one line that says what happened and how to place the file by h
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +91,21 @@ def gdown_download(url: str, output: Path, progress: bool = True) -> None:
             raise DownloadError(f"the transfer stopped early ({_first_line(error)}); the partial file is kept "
                                 f"in {output.parent}: run the same command again to resume") from None
         cause = error.__cause__ if isinstance(error.__cause__, requests.RequestException) else error
-        raise DownloadError(f"no connection to Google Drive ({_first_line(cause)}; are you online?)") from None
+        raise DownloadError(f"no connection to Google Drive ({_reason(cause)}; are you online?)") from None
     except requests.HTTPError as error:
         raise DownloadError(f"Google Drive answered HTTP {error.response.status_code}") from None
     except requests.RequestException as error:
-        raise DownloadError(f"no connection to Google Drive ({_first_line(error)}; are you online?)") from None
+        raise DownloadError(f"no connection to Google Drive ({_reason(error)}; are you online?)") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The part of a connection error that says what failed (requests' messages nest several)."""
+    text = str(error)
+    for pattern in (r"Failed to resolve '[^']+'", r"Connection refused", r"timed out", r"Network is unreachable"):
+        match = re.search(pattern, text)
+        if match:
+            return match.group(0)
+    return _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
