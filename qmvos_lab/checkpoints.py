@@ -1,7 +1,8 @@
 """Load official and QMVOS Lab checkpoints, and ImageNet weights for the encoders.
 
 Accepted sources: a local file, an http(s) URL (downloaded once into the cache folder, with
-progress), or the name of a released model (`XMem`, `XMem-s012`, ...). Accepted contents: a bare
+progress), or the name of a released model (`XMem`, `XMem-s012`, ..., and `QMVOS`, fetched from
+Google Drive by release.py). Accepted contents: a bare
 state dict (as released), an official training checkpoint (`{"network": ..., "optimizer": ...}`),
 a DistributedDataParallel state dict (`module.` prefixes), or a QMVOS Lab checkpoint
 (`{"format": "qmvos-lab", "config": ..., "network": ...}`).
@@ -16,6 +17,7 @@ evaluation does, which leaves every output unchanged while the extra channel is 
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import warnings
@@ -40,6 +42,8 @@ OFFICIAL_CHECKPOINTS = {
     "XMem-s2": RELEASE_URL + "XMem-s2.pth",
     "XMem-no-sensory": RELEASE_URL + "XMem-no-sensory.pth",
 }
+
+RELEASE_NAMES = ("QMVOS",)  # the released QMVOS weights, on Google Drive (release.RELEASES)
 
 VALUE_CONV = "value_encoder.conv1.weight"
 KEY_PROJ = "key_proj.key_proj.weight"
@@ -67,6 +71,10 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
                    progress: bool = True) -> Path:
     """A local path for `source`: the file itself, or the cached download of a URL or release name."""
     source = str(source)
+    if source in RELEASE_NAMES:  # published on Google Drive: release.py
+        from .release import fetch_release
+
+        return fetch_release(source, cache_dir, progress)
     if source in OFFICIAL_CHECKPOINTS:
         source = OFFICIAL_CHECKPOINTS[source]
     if urlparse(source).scheme in ("http", "https"):
@@ -85,7 +93,7 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
                               f"{f'one of the files in it ({inside})' if inside else 'a .pth file'}")
     why = not_a_file(path)
     if why == "not found":
-        known = ", ".join(OFFICIAL_CHECKPOINTS)
+        known = ", ".join([*OFFICIAL_CHECKPOINTS, *RELEASE_NAMES])
         raise CheckpointError(f"checkpoint {source} not found: give a file, a URL, or one of {known}")
     if why is not None:
         raise CheckpointError(f"checkpoint {source} {why}")
@@ -146,7 +154,9 @@ def read_checkpoint_file(path: str | os.PathLike) -> tuple[dict, dict | None, in
             warnings.simplefilter("ignore", UserWarning)  # torch's TorchScript notice: diagnosed above
             content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, ImportError, IndexError, KeyError, TypeError) as error:
+            AttributeError, ImportError, IndexError, KeyError, TypeError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.EINVAL:  # EINVAL: torch's zip reader on a cut file
+            raise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if len(first_line) > 120:  # cut at a word, never mid-word
             first_line = first_line[:120].rsplit(" ", 1)[0].rstrip(".,:;") + " ..."

@@ -12,6 +12,7 @@ loading a model or starting the work.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import warnings
@@ -42,6 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
+    from .segment import network_size
 
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
     info = model.checkpoint_info
@@ -50,6 +52,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"variant:    {info.variant}")
     print(f"dimensions: key {info.config.key_dim}, value {info.config.value_dim}, hidden {info.config.hidden_dim}")
     print(f"parameters: {params:,} ({len(model.state_dict())} state-dict entries)")
+    saved = model.inference_size
+    print(f"inference size: {saved} (saved with the checkpoint; segment uses it unless --size)" if saved > 0
+          else f"inference size: none saved (segment uses {network_size(model)} unless --size)")
     for note in info.notes:
         print(f"note:       {note}")
     return 0
@@ -58,29 +63,39 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
     from .config import InferenceConfig
-    from .segment import check_device, check_memory_budget, check_outputs, check_size, load_inputs, segment_to_folder
+    from .segment import (check_device, check_memory_budget, check_outputs, check_size, check_trace_path, load_inputs,
+                          network_size, segment_to_folder)
 
     try:
         config = InferenceConfig(
             top_k=args.top_k, mem_every=args.mem_every, deep_update_every=args.deep_update_every,
             enable_long_term=not args.no_long_term, max_mid_term_frames=args.max_mid_term_frames,
             min_mid_term_frames=args.min_mid_term_frames, num_prototypes=args.num_prototypes,
-            max_long_term_elements=args.max_long_term_elements, size=args.size)
+            max_long_term_elements=args.max_long_term_elements,
+            size=InferenceConfig().size if args.size is None else args.size)
     except ValueError as error:
         raise UserError(str(error).replace("InferenceConfig.", "--").replace("_", "-")) from None
     check_device(args.device)
     # everything is checked before the model is loaded
     inputs = load_inputs(args.frames, args.masks)
-    check_size(config.size, inputs.frame_size)
-    check_memory_budget(config, inputs, args.device)
+    if args.size is not None:
+        check_size(config.size, inputs.frame_size)
+        check_memory_budget(config, inputs, args.device)
     check_outputs(args.output, args.overwrite, args.overlay, inputs)
+    check_trace_path(args.trace, args.overwrite, args.output)
     model = load_checkpoint(args.checkpoint, progress=not args.quiet)
+    if args.size is None:  # the size the checkpoint was trained for, else 480
+        config = dataclasses.replace(config, size=network_size(model))
+        check_size(config.size, inputs.frame_size)
+        check_memory_budget(config, inputs, args.device)
     summary = segment_to_folder(model, inputs, args.output, config, device=args.device,
                                 amp={"on": True, "off": False}.get(args.amp, args.amp), compile=args.compile,
                                 channels_last=args.channels_last,
                                 save_scores=args.save_scores, overlay_path=args.overlay,
-                                overwrite=args.overwrite, progress=not args.quiet)
+                                overwrite=args.overwrite, progress=not args.quiet, trace_path=args.trace)
     print(summary.line())
+    if args.trace is not None:
+        print(f"trace: {args.trace} (open it with qmvos_lab.viz.open_explorer)")
     return 0
 
 
@@ -292,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a checkpoint",
                           description="Load a checkpoint (file, URL or release name such as XMem) "
                                       "and describe it.")
-    info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ...)")
+    info.add_argument("checkpoint", help="a .pth file, an http(s) URL, or a release name (XMem, XMem-s012, ..., QMVOS)")
     info.add_argument("--quiet", action="store_true", help="no download progress bar")
     info.set_defaults(func=cmd_info)
 
@@ -304,11 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--frames", required=True, help="folder of frames (sorted by name) or a video file")
     segment.add_argument("--masks", required=True, help="folder of label PNGs named like their frames; "
                                                         "the first frame must have one")
-    segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem")
+    segment.add_argument("--checkpoint", required=True, help="a .pth file, a URL, or a release name such as XMem or QMVOS")
     segment.add_argument("--output", required=True, help="folder for <frame>.png results")
     defaults = _inference_defaults()
-    segment.add_argument("--size", type=int, default=defaults.size,
-                         help=f"resize the shorter side to this for the network; -1 keeps it (default {defaults.size})")
+    segment.add_argument("--size", type=int, default=None,
+                         help="resize the shorter side to this for the network; -1 keeps it (default: the "
+                              f"checkpoint's inference size when it saved one, else {defaults.size})")
     segment.add_argument("--top-k", type=int, default=defaults.top_k, help=f"top-k of the memory readout (default {defaults.top_k})")
     segment.add_argument("--mem-every", type=int, default=defaults.mem_every,
                          help=f"a memory frame every r frames (default {defaults.mem_every})")
@@ -329,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "CPU once (per network and frame size) and keeps the faster (default off: exact fp32)")
     segment.add_argument("--compile", action="store_true", help="torch.compile the network (the first frames compile)")
     segment.add_argument("--channels-last", action="store_true", help="NHWC weights and features")
+    segment.add_argument("--trace", default=None, metavar="FILE",
+                         help="also save the run's trace (attention, memory affinity) to FILE, to explore it "
+                              "later without the network: qmvos_lab.viz.open_explorer(FILE)")
     segment.add_argument("--save-scores", action="store_true",
                          help="also write scores/<frame>.npy: float16 (N+1) x H x W probabilities")
     segment.add_argument("--overlay", help="also write an overlay video (.mp4 or .gif)")

@@ -112,6 +112,15 @@ def check_memory_budget(config: InferenceConfig, inputs: VideoInputs, device: st
     check_memory(inputs.frame_size, config.size, memory_frames, device)
 
 
+def network_size(model, size: int | None = None) -> int:
+    """The size to segment at: `size` (--size) when given, else the inference size the checkpoint's
+    training recipe saved (`model.inference_size`) when it has one, else InferenceConfig's default (480)."""
+    if size is not None:
+        return size
+    saved = getattr(model, "inference_size", -1)
+    return saved if saved > 0 else InferenceConfig().size
+
+
 def _inside(path: Path, folder: Path) -> bool:
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
@@ -141,6 +150,44 @@ def check_outputs(output: str | os.PathLike, overwrite: bool = False, overlay_pa
                             "whole; write the overlay elsewhere")
 
 
+def check_trace_path(trace_path: str | os.PathLike | None, overwrite: bool, output: str | os.PathLike) -> None:
+    """Refuse, before any work, a --trace file that cannot or must not be written."""
+    if trace_path is None:
+        return
+    trace_path = Path(trace_path)
+    check_writable(trace_path, "--trace", kind="file")
+    if trace_path.exists() and not overwrite:
+        raise UserError(f"--trace {trace_path} exists; pass --overwrite to replace it")
+    if _inside(trace_path, Path(output)):
+        raise UserError(f"--trace {trace_path} lies inside --output {output}, which is replaced as a whole; "
+                        "write the trace elsewhere")
+
+
+class TraceRecorder:
+    """Collects what the attention explorer needs while `segment_to_folder` runs (frames, the
+    network's ids, each frame's trace without its feature maps) and writes it (`viz.trace_io`)."""
+
+    def __init__(self, inputs: VideoInputs, config: InferenceConfig, model):
+        from .viz.trace_io import trace_to_dict
+
+        self.to_dict, self.size = trace_to_dict, config.size
+        self.name = Path(inputs.source.path).stem
+        self.per_object = getattr(getattr(model, "config", None), "qcim_source", "readout") == "readout"
+        self.frames, self.predictions, self.traces, self.object_ids = [], [], [], []
+
+    def add(self, image: np.ndarray, result) -> None:
+        self.frames.append(np.asarray(image))
+        self.predictions.append(result.labels)  # the network's ids (a binary mask's object is 1)
+        self.traces.append(self.to_dict(result.trace))
+        self.object_ids.append(list(result.internal_ids or []))
+
+    def write(self, path: str | os.PathLike) -> None:
+        from .viz.trace_io import write_trace_file
+
+        write_trace_file(path, name=self.name, frames=self.frames, predictions=self.predictions, traces=self.traces,
+                         object_ids=self.object_ids, size=self.size, per_object=self.per_object)
+
+
 def check_device(device: str) -> None:
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
@@ -151,12 +198,15 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
                       device: str = "cpu", amp: bool | str = False, compile: bool = False, channels_last: bool = False,
                       save_scores: bool = False,
                       overlay_path: str | os.PathLike | None = None, overwrite: bool = False,
-                      progress: bool = True) -> SegmentSummary:
-    """Segment `inputs` with `model` into `output` (see the module docstring)."""
+                      progress: bool = True, trace_path: str | os.PathLike | None = None) -> SegmentSummary:
+    """Segment `inputs` with `model` into `output` (see the module docstring). `trace_path`: also
+    save the run's trace there (`viz.trace_io`), for the attention explorer."""
     check_device(device)
     check_size(config.size, inputs.frame_size)
     check_memory_budget(config, inputs, device)
     check_outputs(output, overwrite, overlay_path, inputs)
+    check_trace_path(trace_path, overwrite, output)
+    recorder = TraceRecorder(inputs, config, model) if trace_path is not None else None
     device = torch.device(device)
     source, frame_size, given, palette = inputs.source, inputs.frame_size, inputs.masks, inputs.palette
     if overlay_path is not None:
@@ -174,7 +224,7 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
                 amp = choose_amp(model, (shape[0] + -shape[0] % 16, shape[1] + -shape[1] % 16), device,
                                  cache_root(), log=print if progress else None)
             segmenter = VideoSegmenter(model, config, device=device, amp=bool(amp), compile=compile,
-                                       channels_last=channels_last)
+                                       channels_last=channels_last, trace=recorder is not None)
             model_seconds = 0.0
             frames_iter = iter(source)
             if progress:
@@ -199,6 +249,10 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
                     np.save(staging / "scores" / f"{name}.npy", scores)
                 if writer is not None:
                     writer.add(overlay(image, labels, palette))
+                if recorder is not None:
+                    recorder.add(image, result)
+            if recorder is not None:
+                recorder.write(trace_path)
             if writer is not None:
                 writer.close()
     except BaseException:

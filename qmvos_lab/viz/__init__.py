@@ -26,6 +26,7 @@ _MODULES = {
     "heatmaps": ["readout_channels", "show_heatmaps"],
     "plots": ["jf_per_variant", "jf_per_video", "loss_curves", "memory_over_time", "metric_over_time", "show_frames"],
     "save": ["save_figure"],
+    "trace_io": ["load_recording", "open_explorer", "save_recording"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted([*_WHERE, "VideoWriter", "overlay", "palette_colours", "write_video"])
@@ -50,3 +51,4 @@ if TYPE_CHECKING:  # for IDEs and type checkers
     from .heatmaps import readout_channels, show_heatmaps
     from .plots import jf_per_variant, jf_per_video, loss_curves, memory_over_time, metric_over_time, show_frames
     from .save import save_figure
+    from .trace_io import load_recording, open_explorer, save_recording

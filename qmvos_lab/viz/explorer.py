@@ -10,6 +10,7 @@ motivates the SIM's multi-object interaction (QMVOS Eq. 2) with occlusions and s
     explorer.widget                     # the app (a notebook cell's last expression shows it)
     explorer.set(frame=7, query=2, head=3)   # the same controls from Python
     explorer.png("attention"); explorer.animation("attention")   # exports (PNG bytes, to_jshtml)
+    explorer.to_html("run.html"); explorer.head_grid()   # a standalone page; every head of one query
 
 Panels ("attention" view): the frame with ground truth and with the prediction; the selected
 query's cross-attention over the selected object's readout, on the frame; the matrix of the
@@ -649,6 +650,19 @@ class AttentionExplorer:
             self.state["frame"] = before
             self._redraw(view)
 
+    def to_html(self, path, view: str | None = None, frames: Sequence[int] | None = None, title: str | None = None):
+        """One standalone HTML file (inline pictures of `view` over `frames`, a slider, the metric plot;
+        no kernel needed), written atomically: `html_export.write_html`."""
+        from .html_export import write_html
+
+        return write_html(self, path, view, frames, title)
+
+    def head_grid(self, frame: int | None = None, query: int | None = None) -> Figure:
+        """Every head's cross-attention of one query on one frame, as small multiples: `head_grid.head_grid`."""
+        from .head_grid import head_grid
+
+        return head_grid(self, frame, query)
+
     def _check_view(self, view: str) -> None:
         if view not in self.figures:
             hint = " (an XMem network has no queries)" if view == "attention" else ""
@@ -693,6 +707,9 @@ class AttentionExplorer:
         children += [w.HBox([row, col]), self._widget_images["memory"], status]
         box = w.VBox(children)
         box.controls = {**controls, "play": play, "pixel row": row, "pixel col": col}  # for tests and scripts
+        from .pixel_pick import attach
+
+        box.pick_events = attach(self, self._widget_images["memory"])  # click to pick (with ipyevents)
         return box
 
     def _on_change(self, status, **changes) -> None:

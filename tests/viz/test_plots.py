@@ -212,7 +212,8 @@ def test_jf_per_video_and_per_variant_use_seaborn(monkeypatch):
 # ---------------------------------------------------------------- the backend and pyplot stay untouched
 NOT_PLOTS = {"ATTENTION_CMAP", "FEATURE_CMAP", "VideoWriter", "animate_frames", "animation_of", "attention_mass",
              "attention_per_object",
-             "events_by_name", "overlay", "palette_colours", "save_figure", "to_numpy", "write_video"}
+             "events_by_name", "overlay", "palette_colours", "save_figure", "to_numpy", "write_video",
+             "load_recording", "open_explorer", "save_recording"}  # traces on disk: tests/viz/test_trace_io.py
 
 
 def every_plot():
