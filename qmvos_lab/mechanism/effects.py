@@ -51,12 +51,12 @@ def reading(name: str, diff: float, low: float, high: float, p: float, alpha: fl
     return f"{'costs' if diff < 0 else 'gains'} J&F (interval excludes 0, p = {p:.3g})"
 
 
-def effects(jf: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+def effect_table(jf: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """From `intervention_jf`'s table: per intervention, the mean paired difference ΔJ&F
     (intervention - intact) over videos, its BCa interval, the sign-flip p and a reading."""
     rows = []
     for name in [c for c in jf.columns if c != INTACT]:
-        d = (jf[name] - jf[INTACT]).dropna().to_numpy(np.float64)
+        d = np.round((jf[name] - jf[INTACT]).dropna().to_numpy(np.float64), 12)  # float noise is no spread
         low, high = bootstrap_interval(d, confidence)
         p = sign_flip_pvalue(d)
         rows.append((name, float(d.mean()), low, high, p, len(d), reading(name, float(d.mean()), low, high, p)))
@@ -65,6 +65,6 @@ def effects(jf: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 def intervention_effects(network, videos: Sequence, chosen: Mapping[str, Callable] | None = None,
                          config=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(J&F per video and intervention, the ΔJ&F table of `effects`)."""
+    """(J&F per video and intervention, the ΔJ&F table of `effect_table`)."""
     jf = intervention_jf(network, videos, chosen, config)
-    return jf, effects(jf)
+    return jf, effect_table(jf)
