@@ -43,8 +43,8 @@ def reading(name: str, diff: float, low: float, high: float, p: float, alpha: fl
         return "too few videos for an interval"
     if low <= 0 <= high:
         if name == "permuted queries":
-            return ("no effect detected: swapping the queries between objects costs nothing measurable, so the "
-                    "queries carry no object identity the decoder uses")
+            return ("no effect detected at this power: swapping the queries between objects costs nothing "
+                    "measurable, so the queries carry no object identity the decoder uses")
         return "no effect detected at this power"
     if p >= alpha:
         return f"inconclusive: the interval excludes 0 but p = {p:.3g} (too few videos for the test)"
