@@ -7,10 +7,11 @@ from .interventions import (available_interventions, first_frame_queries, head_k
                             permuted_queries, without_qcim, without_sim_interaction)
 from .metrics import (CROSS, CROSS_METRICS, QCIM_SELF, SELF_METRICS, SIM_SELF, cross_frame_metrics,
                       recording_metrics, self_frame_metrics)
+from .probe import MechanismProbe
 from .study import mechanism_metrics, record_videos, summarise, untrained_like, with_baselines
 
-__all__ = ["available_interventions", "CROSS", "CROSS_METRICS", "QCIM_SELF", "SELF_METRICS", "SIM_SELF", "cross_frame_metrics", "effect_table",
-           "first_frame_queries", "head_knocked_out", "intervention_effects", "intervention_jf",
-           "mean_queries", "mechanism_metrics", "per_video_jf", "permuted_queries", "record_videos",
-           "recording_metrics", "self_frame_metrics", "summarise", "untrained_like", "with_baselines",
-           "without_qcim", "without_sim_interaction"]
+__all__ = ["CROSS", "CROSS_METRICS", "QCIM_SELF", "SELF_METRICS", "SIM_SELF", "MechanismProbe",
+           "available_interventions", "cross_frame_metrics", "effect_table", "first_frame_queries",
+           "head_knocked_out", "intervention_effects", "intervention_jf", "mean_queries", "mechanism_metrics",
+           "per_video_jf", "permuted_queries", "record_videos", "recording_metrics", "self_frame_metrics",
+           "summarise", "untrained_like", "with_baselines", "without_qcim", "without_sim_interaction"]

@@ -167,7 +167,8 @@ def head_knocked_out(network, head: int, layer: str = "qcim-cross"):
     attention = attention_layer(network, layer)
     heads = attention.num_heads
     if not 0 <= int(head) < heads:
-        raise UserError(f"head_knocked_out: head {head} is not one of the {heads} heads of {layer}; pick 0..{heads - 1}")
+        raise UserError(f"head_knocked_out: head {head} is not one of the {heads} heads of {layer}; "
+                        f"pick 0..{heads - 1}")
     width = attention.embed_dim // heads
     weight = attention.out_proj.weight
     original = weight.data

@@ -142,7 +142,8 @@ def test_without_sim_interaction_each_query_sees_itself_only(network, inputs):
     prob = torch.rand(1, N + 1, 64, 64, generator=g).softmax(1)
     with torch.no_grad():
         feature = network.sim_feature(*features)
-        pooled = masked_average_pooling(feature, hard_masks(F.interpolate(prob, size=feature.shape[-2:], mode="nearest")))
+        on_grid = F.interpolate(prob, size=feature.shape[-2:], mode="nearest")  # 1 x (N + 1) x h x w
+        pooled = masked_average_pooling(feature, hard_masks(on_grid))  # 1 x N x C
         alone = torch.cat([network.query_SelfAtt_FFN(pooled[:, k:k + 1])[0] for k in range(N)], 1)
     torch.testing.assert_close(queries, alone, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(propagate(network, inputs)[0], alone, atol=1e-4)

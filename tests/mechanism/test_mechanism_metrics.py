@@ -78,7 +78,8 @@ def recording(heads: int = 2, seed: int = 0) -> Recording:
     traces = [FrameTrace(0, (3, 4))]
     for t in (1, 2):
         trace = FrameTrace(t, (3, 4))
-        trace.qcim_attention = {"cross": torch.randn(1, 2, heads, 2 * 12, generator=g).softmax(-1).view(1, 2, heads, 2, 3, 4),
+        cross = torch.randn(1, 2, heads, 2 * 12, generator=g).softmax(-1)  # over both readouts' 3 x 4 cells
+        trace.qcim_attention = {"cross": cross.view(1, 2, heads, 2, 3, 4),
                                 "self": torch.randn(1, 2, heads, 2, generator=g).softmax(-1)}
         trace.sim_attention = torch.randn(1, heads, 2, 2, generator=g).softmax(-1)
         traces.append(trace)
@@ -98,14 +99,16 @@ def test_recording_table_follows_heads_queries_and_the_explorer():
     geometry = em.GridGeometry((48, 64), (3, 4))
     mask = rec.ground_truth[2] == 3
     own = cross[1, 1].sum()
-    rows = table.query("frame == 2 and head == 1 and attention == @mm.CROSS and query == 3").set_index("metric")["value"]
+    rows = table.query("frame == 2 and head == 1 and attention == @mm.CROSS and query == 3")
+    rows = rows.set_index("metric")["value"]
     assert rows["own-object mass"] == pytest.approx(own)
     assert rows["preference"] == pytest.approx(own - cross[0, 1].sum())
     share = geometry.coverage(mask).mean()
     assert rows["in-mask ratio / share"] == pytest.approx((cross[1, 1] * geometry.coverage(mask)).sum() / own / share)
     # the SIM rows of head 0: row 1 of its 2 x 2 weights
     sim = rec.traces[2].sim_attention[0, 0].numpy()
-    rows = table.query("frame == 2 and head == 0 and attention == @mm.SIM_SELF and query == 3").set_index("metric")["value"]
+    rows = table.query("frame == 2 and head == 0 and attention == @mm.SIM_SELF and query == 3")
+    rows = rows.set_index("metric")["value"]
     assert rows["own weight"] == pytest.approx(sim[1, 1]) and rows["preference"] == pytest.approx(sim[1, 1] - sim[0, 1])
     # the head-mean numbers the explorer shows are the same numbers
     explorer = rec.metrics()
