@@ -9,9 +9,10 @@ so the intact network's outputs stay bit-identical). Use them around any inferen
 permuted_queries      object i's query is used for object i + shift (mod N) in the decoder (the
                       QCIM and the dynamic filters, QMVOS Sec. 3.3); the SIM still pools its own;
 mean_queries          every query replaced by the mean of the frame's queries before the QCIM;
-without_qcim          no QCIM (Eq. 3-4, FFN): the dynamic filters are the SIM's queries;
+without_qcim          no QCIM (QMVOS Eq. 3: SA, CA of Eq. 4, FFN): the dynamic filters are the SIM's
+                      queries;
 without_sim_interaction
-                      the SIM's self-attention (Eq. 2) lets each query attend to itself only: no
+                      the SIM's self-attention (QMVOS Eq. 2) lets each query attend to itself only: no
                       information passes between queries; its norm and FFN still run (the
                       `no-interaction` ablation, trained without the block, is a different thing);
 first_frame_queries   each object keeps the query it got on the frame it was given (the Table 3e
@@ -91,7 +92,7 @@ def mean_queries(network):
 
 @contextmanager
 def without_qcim(network):
-    """The QCIM (QMVOS Eq. 3-4 and its FFN) is skipped: the refined queries are the SIM's."""
+    """The QCIM (QMVOS Eq. 3, its cross-attention Eq. 4) is skipped: the refined queries are the SIM's."""
     _require_queries(network, "without_qcim")
 
     def identity(queries, content, object_valid=None, content_valid=None, need_weights=False):
@@ -147,7 +148,8 @@ def first_frame_queries(network):
 
 
 def attention_layer(network, layer: str) -> torch.nn.MultiheadAttention:
-    """The nn.MultiheadAttention of `layer`: "qcim-cross" (Eq. 4), "qcim-self" (Eq. 3), "sim" (Eq. 2)."""
+    """The nn.MultiheadAttention of `layer`: "qcim-cross" (QMVOS Eq. 4), "qcim-self"
+    (the SA of QMVOS Eq. 3), "sim" (the SA of QMVOS Eq. 2)."""
     _require_queries(network, "attention_layer")
     layers = {"qcim-cross": lambda: network.decoder.QCIM.cross_attn,
               "qcim-self": lambda: network.decoder.QCIM.self_attn,
