@@ -6,7 +6,7 @@ warm-up (schedule.py), gradient clipping and frozen BatchNorm (as upstream), opt
 autocast (bf16 where supported). It writes into `run_dir`:
     config.json          the TrainConfig and the ModelConfig
     metrics.jsonl        one line per `log_every` iterations: loss terms averaged over those
-                         iterations, lr, it/s, memory
+                         iterations, lr, it/s, memory (and, with a `probe`, what it measured)
     checkpoint.pth       the latest training checkpoint (network, optimiser, scheduler, scaler,
                          iteration, data position, the log window, the RNG states of every
                          rank), rewritten atomically
@@ -95,8 +95,11 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
 
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
-                 callback: Callable[[dict], None] | None = None, progress: bool = True):
-        self.run_dir, self.callback, self.progress = Path(run_dir), callback, progress
+                 callback: Callable[[dict], None] | None = None, progress: bool = True,
+                 probe: Callable[[torch.nn.Module, int], dict] | None = None):
+        """probe: optional, called on rank 0 with (network, iteration) on each logged iteration; what
+        it returns joins that line of metrics.jsonl (e.g. `mechanism.MechanismProbe`). Off by default."""
+        self.run_dir, self.callback, self.progress, self.probe = Path(run_dir), callback, progress, probe
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -351,6 +354,8 @@ class Trainer:
                         means = {key: total / count for key, total in window.items()}  # over the window
                         record = {"iteration": self.iteration, **means, "lr": self.scheduler.get_last_lr()[0],
                                   "it_per_s": since / max(elapsed, 1e-9), "memory_mib": peak_memory_mib(self.device)}
+                        if self.probe is not None and self.rank == 0:
+                            record.update(self.probe(self.network, self.iteration))
                         history.append(record)
                         self._log(record)
                         tic, since, self.log_window = time.perf_counter(), 0, {}
@@ -377,7 +382,7 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
             for key, value in record.items():
-                if key != "iteration":
+                if key != "iteration" and value is not None:  # a probe's undefined metric is None
                     self.tensorboard.add_scalar(f"train/{key}", value, record["iteration"])
         if self.callback is not None:
             self.callback(record)

@@ -1,0 +1,54 @@
+"""The mechanism metrics during training: `Trainer(config, run_dir, probe=MechanismProbe(videos))`
+adds, on the logged iterations it is due (every `every` iterations), the mean over `videos` of a few
+metrics (metrics.py; head mean) to that line of metrics.jsonl, as "mechanism/<attention>/<metric>".
+Off unless a probe is passed; the network is put in eval mode for it and its modes restored after."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .metrics import CROSS, SIM_SELF
+from .study import mechanism_metrics
+
+LOGGED = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "query-map cosine"),
+          (CROSS, "in-mask ratio / share"), (CROSS, "entropy / uniform"), (SIM_SELF, "own weight / share"),
+          (SIM_SELF, "preference"))
+
+
+class MechanismProbe:
+    """videos: generated videos (e.g. `list(split_videos("synthetic-hard", 2))`); every: probe on
+    logged iterations that are multiples of it; config: the InferenceConfig (default: the size
+    validation segments at); metrics: (attention, metric) pairs to log."""
+
+    def __init__(self, videos: Sequence, every: int = 1, config=None, metrics=LOGGED):
+        if every < 1:
+            raise ValueError(f"MechanismProbe: every must be at least 1, got {every}")
+        self.videos, self.every, self.config, self.metrics = list(videos), every, config, tuple(metrics)
+
+    @staticmethod
+    def key(attention: str, metric: str) -> str:
+        return f"mechanism/{attention}/{metric}"
+
+    def measure(self, network) -> dict:
+        """{key: mean over videos (each the mean over its frames and queries)}; None where undefined."""
+        modes = {module: module.training for module in network.modules()}
+        network.eval()
+        try:
+            table = mechanism_metrics(network, self.videos, self.config)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+        table = table[table["head"].astype(str) == "mean"]
+        per_video = table.groupby(["attention", "metric", "video"])["value"].mean()
+        out = {}
+        for attention, metric in self.metrics:
+            try:
+                value = float(per_video.loc[(attention, metric)].mean())
+            except KeyError:  # the network has no such attention (XMem, no-interaction)
+                value = math.nan
+            out[self.key(attention, metric)] = None if math.isnan(value) else value
+        return out
+
+    def __call__(self, network, iteration: int) -> dict:
+        return self.measure(network) if iteration % self.every == 0 else {}
