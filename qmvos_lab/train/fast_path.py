@@ -16,7 +16,8 @@ bf16 on one CPU is not silently reused where fp32 was chosen.
 
 On a GPU "auto" means AMP on and the default memory format (no measurement). A run shorter than
 `MEASURE_FROM` iterations (a smoke run, a test) is not worth a measurement that costs tens of
-seconds: there "auto" is fp32 in the default layout, the kit's reference arithmetic.
+seconds: there "auto" is this machine's decision when one is on file, else fp32 in the default
+layout (the kit's reference arithmetic), without measuring.
 """
 
 from __future__ import annotations
@@ -220,7 +221,8 @@ def resolve_fast_path(config: TrainConfig, cache: str | os.PathLike | None = Non
     if device.type != "cpu":
         chosen = FastPath(True if config.amp is None else config.amp,
                           False if config.channels_last is None else config.channels_last)
-    elif config.iterations < MEASURE_FROM:
+    elif config.iterations < MEASURE_FROM and decision_key(config, describe_cpu()) not in \
+            read_decisions(_cache_root(cache)):
         chosen = FastPath(bool(config.amp), bool(config.channels_last))  # None -> False: fp32, default layout
     else:
         chosen, _ = choose(config, cache, log=log)

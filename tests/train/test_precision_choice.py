@@ -71,8 +71,12 @@ def test_given_values_are_kept_and_short_runs_and_gpus_do_not_measure(tmp_path, 
     short = resolve_fast_path(preset("cpu-tiny", **{**LONG, "iterations": 12}), cache=tmp_path, device="cpu")
     assert (short.amp, short.channels_last) == (False, False)
     gpu = resolve_fast_path(preset("cpu-tiny", **LONG), cache=tmp_path, device="cuda")
+    # a short run takes the machine's decision when one is on file (no measuring either way)
+    key = fast_path.decision_key(preset("cpu-tiny", **LONG), machine.describe_cpu())
+    machine.record_decision(tmp_path, key, {"amp": True, "channels_last": True, "reason": "on file"})
+    short = resolve_fast_path(preset("cpu-tiny", **{**LONG, "iterations": 12}), cache=tmp_path, device="cpu", log=None)
+    assert (short.amp, short.channels_last) == (True, True)
     assert (gpu.amp, gpu.channels_last) == (True, False)
-    assert not (tmp_path / fast_path.DECISIONS).exists()
 
 
 def test_time_steps_times_every_setting_and_leaves_the_random_state_alone():
