@@ -867,5 +867,5 @@ def test_a_cache_entry_being_trained_elsewhere_is_waited_for_and_reused(ws, tmp_
     thread.join(timeout=300)
     holder.wait()
     assert result["network"].cache_folder == entry.folder
-    assert len(messages) == 1 and f"is training or evaluating it" in messages[0]
+    assert len(messages) == 1 and "is training or evaluating it" in messages[0]
     assert f"process {holder.pid}" in messages[0]

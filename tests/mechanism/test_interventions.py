@@ -17,15 +17,6 @@ N = 3
 
 
 @pytest.fixture(scope="module")
-def network():
-    torch.manual_seed(0)
-    net = build_network(ModelConfig.of_size("small", queries=True)).eval()
-    with torch.no_grad():  # fresh networks start with zero queries (logit 0): give them a scale
-        net.decoder.QCIM.norm3.weight.normal_()
-    return net
-
-
-@pytest.fixture(scope="module")
 def inputs(network):
     g = torch.Generator().manual_seed(1)
     image = torch.randn(1, 3, 64, 64, generator=g)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from qmvos_lab.config import InferenceConfig, ModelConfig
+from qmvos_lab.config import InferenceConfig
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.eval.davis import evaluate_sequence
 from qmvos_lab.mechanism import effects as ef
@@ -39,15 +39,6 @@ def test_effects_by_hand():
     assert table.loc["no QCIM", ["low", "high"]].tolist() == pytest.approx([-0.1, -0.1])
     few = ef.effect_table(jf.iloc[:3]).set_index("intervention")  # 3 videos: the smallest p is 2 / 8
     assert few.loc["no QCIM", "p"] == pytest.approx(0.25) and few.loc["no QCIM", "reading"].startswith("inconclusive")
-
-
-@pytest.fixture(scope="module")
-def network():
-    torch.manual_seed(0)
-    net = build_network(ModelConfig.of_size("small", queries=True)).eval()
-    with torch.no_grad():  # fresh networks start with zero queries (logit 0): give them a scale
-        net.decoder.QCIM.norm3.weight.normal_()
-    return net
 
 
 @pytest.fixture(scope="module")
