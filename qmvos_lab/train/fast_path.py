@@ -40,6 +40,7 @@ from ..config import TrainConfig
 from ..machine import DECISIONS, describe_cpu, read_decisions, record_decision
 from ..model import build_network
 from .clip_pass import PassConfig, TrainWrapper
+from .data import build_dataset
 from .losses import clip_loss
 
 MEASURE_FROM = 100  # iterations: shorter runs take fp32 in the default layout without measuring
@@ -68,19 +69,24 @@ def candidates(amp: bool | None, channels_last: bool | None) -> list[FastPath]:
     return [FastPath(a, c) for a in amps for c in layouts]
 
 
-def random_clips(config: TrainConfig, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """A batch of the config's shape (B x T x 3 x H x W frames, B x T x N x H x W masks, labels, selector)
-    with random content: the step's cost does not depend on what the frames show."""
-    b, t, n, s = config.batch_size, config.num_frames, config.max_objects, config.crop_size
-    frames = torch.randn(b, t, 3, s, s, generator=generator)
-    labels = torch.randint(0, n + 1, (b, t, s, s), generator=generator)
-    masks = torch.stack([(labels == i + 1).float() for i in range(n)], 2)  # B x T x N x H x W
-    return frames, masks, labels, torch.ones(b, n)
+def clip_batches(config: TrainConfig):
+    """Batches of the config's own training clips, drawn as the trainer draws them (its dataset, collated;
+    the curriculum's middle): the timing includes what an iteration spends on its data."""
+    dataset = build_dataset(config)
+    count = 0
+
+    def draw() -> dict:
+        nonlocal count
+        items = [dataset[(count * config.batch_size + k, 0.5)] for k in range(config.batch_size)]
+        count += 1
+        return torch.utils.data.default_collate(items)
+
+    return draw
 
 
 def time_steps(config: TrainConfig, settings: list[FastPath], rounds: int = 3, warmup: int = 1) -> dict[FastPath, list[float]]:
-    """Seconds of each training step (forward, loss, backward, AdamW) of the config's network on the
-    CPU, per setting; `warmup` untimed steps each, then `rounds` rounds that visit every setting once
+    """Seconds of each training iteration (drawing the config's own clips, forward, loss, backward, AdamW)
+    of the config's network on the CPU, per setting; `warmup` untimed steps each, then `rounds` rounds that visit every setting once
     (but a setting `DROP_AFTER_FIRST` times slower than the best in the first round, which keeps its one
     time). The caller's random state is left as it was."""
     with torch.random.fork_rng(devices=[]), torch.enable_grad():  # a caller may be inside torch.no_grad()
@@ -91,7 +97,7 @@ def time_steps(config: TrainConfig, settings: list[FastPath], rounds: int = 3, w
 def _time_steps(config: TrainConfig, settings: list[FastPath], rounds: int, warmup: int) -> dict[FastPath, list[float]]:
     generator = torch.Generator().manual_seed(config.seed)
     base = build_network(model_config(config.ablation, config.model_size))
-    frames, masks, labels, selector = random_clips(config, generator)
+    draw = clip_batches(config)
     runs = {}
     for setting in settings:
         network = copy.deepcopy(base)
@@ -100,15 +106,16 @@ def _time_steps(config: TrainConfig, settings: list[FastPath], rounds: int, warm
         wrapper = TrainWrapper(network.train(), PassConfig(config.num_ref_frames, 0.0))
         optimizer = torch.optim.AdamW(wrapper.parameters(), lr=1e-6)
         runs[setting] = (wrapper, optimizer)
-    n = config.max_objects
 
     def step(setting: FastPath) -> float:
+        """One iteration as the trainer runs it: draw the clips, forward, loss, backward, AdamW."""
         wrapper, optimizer = runs[setting]
         tic = time.perf_counter()
+        batch = draw()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setting.amp):
-            out = wrapper(frames, masks, selector, generator)
-            loss = clip_loss([x.float() for x in out["logits"]], [x.float() for x in out["probs"]], labels,
-                             [n] * config.batch_size, 0, 1, 2)["total"]
+            out = wrapper(batch["frames"], batch["masks"], batch["selector"], generator)
+            loss = clip_loss([x.float() for x in out["logits"]], [x.float() for x in out["probs"]], batch["labels"],
+                             [int(n) for n in batch["num_objects"]], 0, 1, 2)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -230,14 +237,13 @@ def resolve_fast_path(config: TrainConfig, cache: str | os.PathLike | None = Non
 
 
 def step_seconds(config: TrainConfig, cache: str | os.PathLike | None = None) -> float:
-    """Seconds of one training step of `config` (amp / channels_last as given, "auto" included) on this
-    CPU in the setting it resolves to: the fastest of the decision's timed steps (the first rounds after
-    one warm-up still run 10-40 % slow, and a busy machine only ever adds time), else timed now."""
+    """Seconds of one training iteration of `config` (amp / channels_last as given, "auto" included) on
+    this CPU in the setting it resolves to: the median of the decision's timed iterations (clips drawn
+    included), else timed now."""
     resolved = resolve_fast_path(config, cache, device="cpu")
     label = FastPath(resolved.amp, resolved.channels_last).label
     record = read_decisions(_cache_root(cache)).get(decision_key(config, describe_cpu())) or {}
-    for figure in ("min_s", "median_s"):  # decisions written before min_s was kept have medians only
-        if label in record.get(figure, {}):
-            return record[figure][label]
+    if label in record.get("median_s", {}):
+        return record["median_s"][label]
     times = time_steps(resolved, [FastPath(resolved.amp, resolved.channels_last)], rounds=3)
-    return min(next(iter(times.values())))
+    return statistics.median(next(iter(times.values())))
