@@ -13,6 +13,8 @@ from qmvos_lab.errors import UserError
 from qmvos_lab.mechanism import interventions as iv
 from qmvos_lab.model import build_network
 
+from mechanism_network import network  # noqa: F401 (the shared fixture)
+
 N = 3
 
 

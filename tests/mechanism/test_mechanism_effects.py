@@ -21,6 +21,8 @@ from qmvos_lab.mechanism.study import untrained_like, with_baselines
 from qmvos_lab.model import build_network
 from qmvos_lab.train.validate import segment_generated
 
+from mechanism_network import network  # noqa: F401 (the shared fixture)
+
 CONFIG = InferenceConfig(size=-1, mem_every=2)
 
 

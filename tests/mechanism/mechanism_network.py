@@ -1,4 +1,5 @@
-"""The small QMVOS network the mechanism tests share."""
+"""The small QMVOS network the mechanism tests share (a fixture imported by name: a conftest.py here would
+shadow tests/conftest.py for the `from conftest import ...` of the test modules collected after it)."""
 
 import pytest
 import torch
