@@ -106,7 +106,7 @@ def test_the_demo_trains_what_fits_its_budget_on_this_cpu(tmp_path, monkeypatch)
         return speed
 
     monkeypatch.setattr(demo, "step_seconds", step_seconds)
-    for speed, expected in ((0.3, demo.DEMO_ITERATIONS), (0.5, 240), (0.9, 130), (60.0, 10)):
+    for speed, expected in ((0.3, demo.DEMO_ITERATIONS), (0.5, 210), (0.9, 110), (60.0, 10)):
         iterations, step_s = demo.demo_iterations(tmp_path)
         assert iterations == expected and step_s == speed
         assert iterations * step_s <= demo.TRAIN_BUDGET_S or iterations == 10
