@@ -1,4 +1,9 @@
-"""Shared fixtures: official key list, small networks, a local HTTP server for download tests."""
+"""Shared fixtures: official key list, small networks, a local HTTP server for download tests.
+
+The one conftest.py of the suite: the test modules import helpers from it by name (`from conftest
+import ...`), so a second conftest.py below tests/ would shadow it for the modules collected after it.
+The tests draw with matplotlib's Agg backend (the tests may choose the backend; the library never does).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import http.server
 import threading
 from pathlib import Path
 
+import matplotlib
 import pytest
 import torch
+
+matplotlib.use("Agg")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,5 +1,5 @@
-"""Is QMVOS's attention object-specific? Per-frame numbers of the QCIM cross-attention (QMVOS
-Sec. 3.3, Eq. 4) and of the query-to-query self-attention of the SIM (QMVOS Sec. 3.2, Eq. 2) and of
+"""Is QMVOS's attention object-specific? Per-frame numbers of the QCIM cross-attention
+(QMVOS Sec. 3.3, QMVOS Eq. 4) and of the query-to-query self-attention of the SIM (QMVOS Eq. 2) and of
 the QCIM (the SA of QMVOS Eq. 3), each set against what uniform attention would give.
 
 QCIM cross-attention of the query of object q (one head, or the mean over heads), A_q: No x h x w,

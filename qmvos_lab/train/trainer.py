@@ -105,13 +105,16 @@ class Trainer:
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        self.config = config = self._resolve_fast_path(config, resume)
+        self.config = config
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self._seed_everything(config.seed * 1000 + self.rank)
         self.model = self._build_model().to(self.device)
+        # after the build, whose bad input (an --init or ImageNet file) is refused before any timing is
+        # recorded; the timing leaves the random state as it was
+        self.config = config = self._resolve_fast_path(config, resume)
         self.model.inference_size = config.inference_size  # saved with it: how it segments generated videos
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -161,23 +164,37 @@ class Trainer:
     # ------------------------------------------------------------------------------ set-up
     def _resolve_fast_path(self, config: TrainConfig, resume: bool) -> TrainConfig:
         """amp / channels_last left to "auto": a resumed run keeps what it was started with (its
-        config.json), a new one times them on this machine (fast_path.py); either way resolved."""
+        config.json, else its checkpoint's settings), a new one times them on this machine
+        (fast_path.py); either way resolved. A resume never times: where neither file says, fp32
+        stands in and loading the checkpoint then refuses the run with its own one-line reason."""
         if config.amp is not None and config.channels_last is not None:
             return config
-        saved = self.run_dir / "config.json"
-        if resume and saved.is_file():
-            try:
-                train = json.loads(saved.read_text())["train"]
-                return dataclasses.replace(config, amp=bool(train["amp"]) if config.amp is None else config.amp,
-                                           channels_last=bool(train["channels_last"]) if config.channels_last is None
-                                           else config.channels_last)
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # unreadable: resolve anew; a different choice is then refused as a changed setting
+        if resume:
+            train = self._saved_train_settings()
+            return dataclasses.replace(
+                config, amp=bool(train.get("amp", False)) if config.amp is None else config.amp,
+                channels_last=bool(train.get("channels_last", False)) if config.channels_last is None
+                else config.channels_last)
         if not self.distributed:
             return resolve_fast_path(config, log=print if self.progress else None)
         chosen = [resolve_fast_path(config, log=print if self.progress else None) if self.rank == 0 else None]
         dist.broadcast_object_list(chosen, src=0)  # one choice for every rank: rank 0's
         return chosen[0]
+
+    def _saved_train_settings(self) -> dict:
+        """The train settings a run was started with: its config.json, else its checkpoint's; {} if
+        neither can be read."""
+        try:
+            train = json.loads((self.run_dir / "config.json").read_text())["train"]
+            if "amp" in train and "channels_last" in train:
+                return train
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        try:
+            state = torch.load(self.run_dir / "checkpoint.pth", map_location="cpu", weights_only=True)
+            return dict(state["train_config"])
+        except Exception:  # noqa: BLE001 - a missing or broken checkpoint is refused when it is loaded
+            return {}
 
     @staticmethod
     def _seed_everything(seed: int) -> None:

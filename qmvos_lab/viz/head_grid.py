@@ -1,5 +1,5 @@
-"""All heads of one query at a glance: small multiples of the QCIM cross-attention (QMVOS Sec. 3.3,
-Eq. 4) of one object query on one frame, a row per readout it attends to, a column per head, each map
+"""All heads of one query at a glance: small multiples of the QCIM cross-attention
+(QMVOS Sec. 3.3, QMVOS Eq. 4) of one object query on one frame, a row per readout it attends to, a column per head, each map
 on the frame (d2l's `show_heatmaps`, one colour scale for the whole grid)."""
 
 from __future__ import annotations

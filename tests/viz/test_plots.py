@@ -213,7 +213,16 @@ def test_jf_per_video_and_per_variant_use_seaborn(monkeypatch):
 NOT_PLOTS = {"ATTENTION_CMAP", "FEATURE_CMAP", "VideoWriter", "animate_frames", "animation_of", "attention_mass",
              "attention_per_object",
              "events_by_name", "overlay", "palette_colours", "save_figure", "to_numpy", "write_video",
-             "load_recording", "open_explorer", "save_recording"}  # traces on disk: tests/viz/test_trace_io.py
+             "load_recording", "open_explorer", "save_recording",
+             "forward_shapes"}  # the diagram's shapes, not a plot: tests/viz/test_diagram.py  # traces on disk: tests/viz/test_trace_io.py
+
+
+def small_qmvos():
+    from qmvos_lab.ablations import model_config
+    from qmvos_lab.model import build_network
+
+    torch.manual_seed(0)
+    return build_network(model_config("qmvos", "small")).eval()
 
 
 def every_plot():
@@ -234,6 +243,7 @@ def every_plot():
         "loss_curves": lambda: viz.loss_curves(records),
         "jf_per_video": lambda: viz.jf_per_video(jf_results()),
         "jf_per_variant": lambda: viz.jf_per_variant(jf_results()),
+        "architecture": lambda: viz.architecture(small_qmvos(), 32, 48),
     }
 
 
