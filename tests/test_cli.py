@@ -63,9 +63,10 @@ def test_console_script_runs_the_demo(tmp_path):
     assert "copy first mask" in result.stdout and "qmvos" in result.stdout
     out = tmp_path / "outputs" / "demo"
     table = (out / "jf_table.csv").read_text().splitlines()
-    assert table[0] == "method,J&F,J,F" and len(table) == 4
-    rows = {line.split(",")[0]: [float(v) for v in line.split(",")[1:]] for line in table[1:]}
+    assert table[0] == "method,J&F,J,F,iterations" and len(table) == 4
+    rows = {line.split(",")[0]: [float(v) for v in line.split(",")[1:4]] for line in table[1:]}
     assert list(rows) == ["copy first mask", "xmem", "qmvos"]
+    assert [line.split(",")[4] for line in table[1:]] == ["0", "2", "2"]  # the copy trains nothing
     for jf, j, f in rows.values():  # finite scores, J&F the mean of J and F (4 decimals in the file)
         assert 0 <= j <= 1 and 0 <= f <= 1 and abs(jf - (j + f) / 2) <= 1e-4
     # the baseline row is what the DAVIS protocol gives the copied first masks of the written split
