@@ -104,16 +104,22 @@ def mask_centroid(mask) -> np.ndarray | None:
     return None if len(ys) == 0 else np.array([ys.mean(), xs.mean()])
 
 
+def select_head(weights: np.ndarray, head: int | str, axis: int) -> np.ndarray:
+    """One head of `weights` along `axis`, or their mean ("mean"; also when the layer has fewer heads)."""
+    if head == "mean" or int(head) >= weights.shape[axis]:
+        return weights.mean(axis)
+    return np.take(weights, int(head), axis=axis)
+
+
 def head_attention(cross, query: int, head: int | str = "mean") -> np.ndarray:
-    """cross: (1 x) Nq x heads x No x h x w -> No x h x w, one head or the mean over heads."""
+    """cross: (1 x) Nq x heads x No x h x w -> No x h x w, one head or the mean over heads
+    (`select_head`; a head the layer lacks is an error here)."""
     c = to_numpy(cross, np.float32)
     c = c[0] if c.ndim == 6 else c  # Nq x heads x No x h x w
-    if head == "mean":
-        return c[query].mean(0)
-    if not 0 <= int(head) < c.shape[1]:
+    if head != "mean" and not 0 <= int(head) < c.shape[1]:
         raise UserError(f"head_attention: head {head} is not one of the {c.shape[1]} heads; "
                         f"pick 0..{c.shape[1] - 1} or 'mean'")
-    return c[query, int(head)]
+    return select_head(c[query], head, 0)  # No x h x w
 
 
 def query_metrics(attention, own: int | None, coverage=None, centres=None, centroid=None) -> dict[str, float]:

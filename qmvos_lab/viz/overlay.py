@@ -1,10 +1,10 @@
-"""Mask overlays on frames, and writing them as an animated GIF or an MP4 (atomically)."""
+"""Mask overlays and outlines on frames, and writing them as an animated GIF or an MP4 (atomically)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,12 +25,24 @@ def overlay(image: np.ndarray, labels: np.ndarray, palette: bytes | None = None,
     out = image.astype(np.float32)
     foreground = labels > 0
     out[foreground] = (1 - alpha) * out[foreground] + alpha * colours[labels[foreground]]
-    edge = np.zeros_like(foreground)
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    edge &= foreground
+    edge = boundary(labels) & foreground
     out[edge] = 0.4 * colours[labels[edge]]
     return out.clip(0, 255).astype(np.uint8)
+
+
+def boundary(labels: np.ndarray) -> np.ndarray:
+    """H x W bool: the pixels whose lower or right neighbour has another label (a one-pixel edge)."""
+    edge = np.zeros(labels.shape, bool)
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return edge
+
+
+def outline(labels: np.ndarray, object_id: int, colour: Sequence[float]) -> np.ndarray:
+    """H x W x 4 RGBA: `colour` on the one-pixel boundary of the object's region, transparent elsewhere."""
+    out = np.zeros((*labels.shape, 4), np.float32)
+    out[boundary(labels == object_id)] = (*colour[:3], 1.0)
+    return out
 
 
 class VideoWriter:

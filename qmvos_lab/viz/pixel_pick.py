@@ -16,7 +16,7 @@ import numpy as np
 def pixel_at(explorer, x: float, y: float) -> tuple[int, int] | None:
     """The readout-grid cell (row, column) under the point (x, y) of the memory view's picture, in
     its pixels from the top-left corner; None outside the frame panel."""
-    fig, ax = explorer.figures["memory"], explorer.ax_query
+    fig, ax = explorer.figures["memory"], explorer.views["memory"].ax_query
     display = (x, fig.bbox.height - y)  # matplotlib's display coordinates start at the bottom
     if not ax.bbox.contains(*display):
         return None

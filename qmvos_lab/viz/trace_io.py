@@ -59,7 +59,7 @@ def trace_from_dict(data: dict) -> FrameTrace:
 def write_trace_file(path: str | os.PathLike, *, name: str, frames, predictions, traces: Sequence,
                      object_ids: Sequence[Sequence[int]], size: int, per_object: bool = True,
                      ground_truth=None, full: bool = False) -> Path:
-    """Write a traced run (the fields of `explorer.Recording`; `traces` are FrameTraces or
+    """Write a traced run (the fields of `recording.Recording`; `traces` are FrameTraces or
     `trace_to_dict` results) to `path`, atomically."""
     frames, predictions = np.asarray(frames), np.asarray(predictions)
     if not (len(frames) == len(predictions) == len(traces) == len(object_ids)):
@@ -79,17 +79,17 @@ def write_trace_file(path: str | os.PathLike, *, name: str, frames, predictions,
 
 
 def save_recording(recording, path: str | os.PathLike, full: bool = False) -> Path:
-    """Write an `explorer.Recording` (from `record` or `load_recording`) to `path`."""
+    """Write a `recording.Recording` (from `record` or `load_recording`) to `path`."""
     return write_trace_file(path, name=recording.name, frames=recording.frames, predictions=recording.predictions,
                             traces=recording.traces, object_ids=recording.object_ids, size=recording.size,
                             per_object=recording.per_object, ground_truth=recording.ground_truth, full=full)
 
 
 def load_recording(path: str | os.PathLike, ground_truth=None, name: str | None = None):
-    """The `explorer.Recording` saved in `path`; `ground_truth` (T x H x W label maps, the ids of the
+    """The `recording.Recording` saved in `path`; `ground_truth` (T x H x W label maps, the ids of the
     predictions) replaces the saved one, so that a run segmented without it gets its metrics."""
     from .common import to_numpy
-    from .explorer import Recording
+    from .recording import Recording
 
     path = Path(path)
     if not path.is_file():

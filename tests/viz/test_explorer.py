@@ -184,40 +184,42 @@ def explorer():
 
 def test_controls_redraw_what_the_trace_holds(explorer):
     explorer.set(frame=5, query=2, head=1, readout=1, layer="cross", scale="shared")
+    view = explorer.views["attention"]
     trace = explorer.rec.traces[5]
     cross = trace.qcim_attention["cross"][0]  # Nq x heads x No x h x w
     maps = F.interpolate(cross[1, 1][None], size=(48, 64), mode="bilinear", align_corners=False)[0]
-    np.testing.assert_allclose(explorer.im_big.get_array(), maps[0].numpy(), atol=1e-5)  # readout of object 1
-    for k, (_, heat) in enumerate(explorer.small_heats):
+    np.testing.assert_allclose(view.im_big.get_array(), maps[0].numpy(), atol=1e-5)  # readout of object 1
+    for k, (_, heat) in enumerate(view.small_heats):
         np.testing.assert_allclose(heat.get_array(), maps[k].numpy(), atol=1e-5)
         assert heat.get_clim() == pytest.approx((0, float(maps.max())), rel=1e-5)  # one shared scale
     mass = cross.sum((-2, -1))[:, 1].numpy()  # Nq x No for head 1
-    np.testing.assert_allclose(explorer.im_matrix.get_array()[:2, :2], mass, rtol=1e-5)
+    np.testing.assert_allclose(view.im_matrix.get_array()[:2, :2], mass, rtol=1e-5)
     explorer.set(head="mean", layer="sim-self")
-    np.testing.assert_allclose(explorer.im_matrix.get_array()[:2, :2], trace.sim_attention[0].mean(0).numpy(),
+    np.testing.assert_allclose(view.im_matrix.get_array()[:2, :2], trace.sim_attention[0].mean(0).numpy(),
                                rtol=1e-5)
     explorer.set(layer="qcim-self", head=0)
-    np.testing.assert_allclose(explorer.im_matrix.get_array()[:2, :2], trace.qcim_attention["self"][0, :, 0].numpy())
+    np.testing.assert_allclose(view.im_matrix.get_array()[:2, :2], trace.qcim_attention["self"][0, :, 0].numpy())
     explorer.set(scale="per panel")
-    for k, (_, heat) in enumerate(explorer.small_heats):
+    for k, (_, heat) in enumerate(view.small_heats):
         assert heat.get_clim()[1] == pytest.approx(float(explorer.geometry.upsample(cross[1, 0][k]).max()), rel=1e-5)
     # the time panels show the query's metrics for this head
     table = explorer.rec.metrics(head=0)
     expected = table.query("query == 2 and metric == 'entropy'").set_index("frame")["value"]
-    line = explorer.time_lines["entropy"].get_ydata()
+    line = view.time_lines["entropy"].get_ydata()
     np.testing.assert_allclose(line[[4, 5]], expected.loc[[4, 5]].to_numpy())
     assert np.isnan(line[:4]).all()
 
 
 def test_each_control_changes_the_picture_and_only_its_panels(explorer):
     explorer.set(frame=4, query=1, head="mean", readout=1, layer="cross", scale="shared")
+    attention = explorer.views["attention"]
     before = {view: pixels(explorer.png(view)) for view in explorer.figures}
     explorer.set(head=1)
     after = pixels(explorer.png("attention"))
-    assert not np.array_equal(region(explorer, explorer.ax_big, before["attention"]),
-                              region(explorer, explorer.ax_big, after))
-    assert np.array_equal(region(explorer, explorer.ax_truth, before["attention"]),
-                          region(explorer, explorer.ax_truth, after))  # the ground truth does not depend on the head
+    assert not np.array_equal(region(explorer, attention.ax_big, before["attention"]),
+                              region(explorer, attention.ax_big, after))
+    assert np.array_equal(region(explorer, attention.ax_truth, before["attention"]),
+                          region(explorer, attention.ax_truth, after))  # the ground truth does not depend on the head
     for changes in (dict(frame=5), dict(query=2), dict(readout=2), dict(layer="sim-self")):
         previous = pixels(explorer.png("attention"))
         explorer.set(**changes)
@@ -247,10 +249,11 @@ def test_memory_view_draws_the_pixel_affinity_on_the_frames_it_read(explorer):
     affinity = explorer.rec.traces[5].affinity[1]
     row = affinity.dense()[1 * 4 + 2].view(2, 3, 4)
     np.testing.assert_allclose(working, row.numpy())
-    shown = [ax for ax in explorer.memory_axes if ax.get_visible()]
+    memory = explorer.views["memory"]
+    shown = [ax for ax in memory.memory_axes if ax.get_visible()]
     assert len(shown) == 2
-    np.testing.assert_allclose(explorer.memory_heats[1][1].get_array(), explorer.geometry.upsample(row[1]), atol=1e-6)
-    np.testing.assert_array_equal(explorer.memory_heats[1][0].get_array(), explorer.rec.frames[4])
+    np.testing.assert_allclose(memory.memory_heats[1][1].get_array(), explorer.geometry.upsample(row[1]), atol=1e-6)
+    np.testing.assert_array_equal(memory.memory_heats[1][0].get_array(), explorer.rec.frames[4])
     explorer.set(readout=1)
     assert explorer.pixel_affinity(5, 1, (1, 2))[1] == [0, 2, 3, 4]
 
@@ -266,7 +269,7 @@ def test_widget_controls_drive_the_explorer(explorer):
     widget = explorer.widget
     controls = widget.controls
     explorer.set(frame=4, query=1, head="mean")
-    image = explorer._widget_images["attention"]
+    image = explorer.app.images["attention"]
     previous = image.value
     controls["head"].value = 1  # as a person would, in the front end
     assert explorer.state["head"] == 1 and image.value != previous and image.value == explorer.png("attention")
@@ -298,7 +301,8 @@ def test_xmem_recordings_have_the_memory_view_only():
 def test_image_feature_queries_are_drawn_with_one_source():
     explorer = AttentionExplorer(fake_recording(per_object=False))
     explorer.set(frame=4, query=2)
-    assert len(explorer.small_axes) == 1 and "F16" in explorer.small_axes[0].get_title()
+    small_axes = explorer.views["attention"].small_axes
+    assert len(small_axes) == 1 and "F16" in small_axes[0].get_title()
 
 
 def test_metrics_across_variants_draws_a_line_per_variant():

@@ -131,7 +131,7 @@ def test_head_grid_draws_every_head_of_one_query(explorer):
 
 def image_point(explorer, cell):
     """Where the centre of grid `cell` lies on the memory view's picture (pixels from the top left)."""
-    fig, ax = explorer.figures["memory"], explorer.ax_query
+    fig, ax = explorer.figures["memory"], explorer.views["memory"].ax_query
     row, column = explorer.centres[cell]
     x, y = ax.transData.transform((column, row))
     return x, fig.bbox.height - y
@@ -151,7 +151,7 @@ def test_click_on_the_frame_picks_the_memory_pixel(explorer):
                                "boundingRectWidth": width / 2, "boundingRectHeight": height / 2})
     assert explorer.state["pixel"] == (1, 1)
     # outside the frame panel (a memory frame's panel) nothing changes
-    outside = explorer.memory_axes[0].bbox
+    outside = explorer.views["memory"].memory_axes[0].bbox
     assert not on_click(explorer, {"type": "click", "dataX": outside.x0 + 3, "dataY": height - outside.y1 + 3})
     assert explorer.state["pixel"] == (1, 1)
 
