@@ -307,4 +307,4 @@ HTML(animation)
 # * H. Zhou, R. Hu, X. Li, "Video Object Segmentation with Dynamic Query Modulation", ICME 2024,
 #   arXiv:2403.11529: Sec. 3.2-3.3 (QMVOS Eq. 2-4), Sec. 4.2, Table 3b-3d.
 # * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022 (memory reading, top-k).
-# * Library: `qmvos_lab/viz/explorer.py`, `qmvos_lab/viz/explorer_metrics.py`, `qmvos_lab/inference/trace.py`.
+# * Library: `qmvos_lab/viz/explorer.py` (state and API), `recording.py`, `attention_view.py`, `memory_view.py`, `explorer_widget.py`, `explorer_exports.py`, `qmvos_lab/viz/explorer_metrics.py`, `qmvos_lab/inference/trace.py`.
