@@ -82,6 +82,7 @@ def run_ablations(variants=("xmem", "qmvos"), seeds=(0, 1, 2), preset: str = zoo
 
 
 def tidy(specs: Sequence[RunSpec], results: Sequence[RunResult]) -> pd.DataFrame:
+    """One row per (variant, seed, video): the run's per-video scores and its RUN_COLUMNS."""
     rows = [{"variant": spec.variant.name, "seed": spec.seed, **row, **result.info}
             for spec, result in zip(specs, results) for row in result.rows]
     columns = ["variant", "seed", "video", "objects", "J", "F", "J&F", "copy_J&F", *RUN_COLUMNS]
