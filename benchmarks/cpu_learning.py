@@ -2,7 +2,7 @@
 
 Trains XMem-small and QMVOS-small from scratch with a preset (`cpu-tiny`: 5 minutes per network on
 2 cores; `cpu-quick`: 90 s) for several seeds, scores synthetic-val (all 20 videos, DAVIS
-protocol, at the recipe's `inference_size`, as train/validate.py) at evenly spaced iterations, next
+protocol, at the recipe's `inference_size`, as eval/videos.py) at evenly spaced iterations, next
 to the "copy the first mask" baseline, and writes
 
     <out>/<preset>.csv   one row per (model, seed, validation point): iteration, training seconds, J&F
@@ -34,13 +34,13 @@ import torch
 
 import qmvos_lab.train.trainer as trainer_module
 from qmvos_lab.config import InferenceConfig
-from qmvos_lab.data.synthetic import SPLITS, SyntheticConfig, generate_video, split_videos
+from qmvos_lab.data.synthetic import SyntheticConfig, generate_video, split_videos
 from qmvos_lab.machine import cpu_line
 from qmvos_lab.train.fast_path import resolve_fast_path
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.settings import parse_settings
 from qmvos_lab.train.trainer import Trainer
-from qmvos_lab.train.validate import copy_first_mask, generated_config, jf_mean, jf_table, segment_generated
+from qmvos_lab.eval.videos import copy_first_mask, generated_config, jf_mean, jf_table, segment_videos
 
 TUNE_SEED = 9_000  # a tuning split: synthetic-val's knobs, seeds no split or training set uses
 
@@ -100,7 +100,7 @@ def learning_curve(preset_name: str, ablation: str, seed: int, videos: list, bas
         clock["train"] += time.perf_counter() - clock["since"]
         network = trainer.network.eval()
         inference = generated_config(network) if args.eval_size is None else InferenceConfig(size=args.eval_size)
-        scores = jf_mean(jf_table(videos, segment_generated(network, videos, inference)[0]))
+        scores = jf_mean(jf_table(videos, segment_videos(network, videos, inference)[0]))
         network.train()
         rows.append({"preset": preset_name, "model": ablation, "seed": seed, "iteration": record["iteration"],
                      "train_s": clock["train"], "jf": scores, "copy_jf": baseline, "loss": record["loss"]})

@@ -29,7 +29,7 @@ from .data.synthetic import split_videos, write_split
 from .machine import cpu_line
 from .train.fast_path import FastPath, step_seconds
 from .train.trainer import read_metrics
-from .train.validate import copy_first_mask, jf_mean, jf_table, segment_generated
+from .eval.videos import copy_first_mask, jf_mean, jf_table, segment_videos
 from .viz.attention import attention_figure
 from .viz.overlay import labelled_panels, overlay, write_video
 from .viz.save import save_figure
@@ -92,7 +92,7 @@ def run_demo(iterations: int | None = None, videos: int = 8, output: str | Path 
     predictions = {}
     with torch.no_grad():
         for name, model in models.items():
-            predictions[name], recorded = segment_generated(model, clips, record_attention_of=0 if name == "qmvos" else None)
+            predictions[name], recorded = segment_videos(model, clips, record_attention_of=0 if name == "qmvos" else None)
             tables[name] = jf_table(clips, predictions[name])
             if name == "qmvos":
                 attention_frames = recorded

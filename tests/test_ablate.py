@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from qmvos_lab import ablate, zoo
-from qmvos_lab.ablate import runner
+from qmvos_lab.ablate import backends, run, runner
 from qmvos_lab.errors import UserError
 
 TINY = dict(iterations=3, batch_size=1, num_frames=3, crop_size=32, samples_per_epoch=3, log_every=1,
@@ -219,7 +219,7 @@ def test_a_rerun_after_a_crash_or_a_kill_redoes_no_finished_run(cache, monkeypat
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a finished run must not be evaluated again")
 
-    monkeypatch.setattr(runner, "evaluate", no_evaluation)
+    monkeypatch.setattr(run, "evaluate", no_evaluation)
     again = ablate.run_ablations(["xmem", "qmvos"], [0], "cpu-tiny", **kwargs)
     assert len(calls) == 4 and again.attrs["reused"] == 2
     pd.testing.assert_frame_equal(again, table, check_like=True)
@@ -289,7 +289,7 @@ def test_a_failing_worker_does_not_stop_the_other_runs(cache, tmp_path, capsys):
                        cache=tmp_path / "not-a-folder")  # training cannot write its run folder there
     done = []
     with pytest.raises(OSError):
-        for spec, result in runner._processes([bad, good], 2, bar=None):
+        for spec, result in backends._processes([bad, good], 2, bar=None):
             done.append((spec.variant.name, result.rows[0]["J&F"]))
     assert done == [("xmem", 0.6)]
     assert "1 of 2 runs failed (qmvos seed 0)" in capsys.readouterr().err

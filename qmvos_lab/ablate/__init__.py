@@ -7,9 +7,11 @@
     ablate.speed_table()                                 # Table 3a: QMVOS / XMem time per frame
 
 `qmvos-lab ablate --preset P --variants a,b --seeds 0,1,2 --output DIR` does the same and writes
-DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (runs, cache, back ends), summary.py
-(the table), stats.py (intervals, tests, Holm, verdicts), power.py (what the design can detect),
-aggregates.py (IQM, probability of improvement), paper.py (the paper's Tables 1-3 as reference data), figures.py, speed.py.
+DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (the runs' table), specs.py (variants,
+seeds, the plan), eval_set.py (what runs are scored on), run.py (one run in the cache), backends.py
+(this process, worker processes, submitit), summary.py (the comparison), stats.py (intervals,
+tests, Holm, verdicts), power.py (what the design can detect), aggregates.py (IQM, probability of
+improvement), paper.py (the paper's Tables 1-3 as reference data), figures.py, speed.py.
 
 Names are imported on first use, so that a command line error costs no scipy or seaborn import.
 """
@@ -23,8 +25,11 @@ _MODULES = {
     "figures": ["differences", "jf_points"],
     "paper": ["CITATION", "INCONSISTENCIES", "PAPER_FPS", "TABLE1", "TABLE2", "TABLE3", "PaperRow", "Score"],
     "report": ["format_summary", "write_outputs"],
-    "runner": ["DEFAULT_EVAL_SET", "EvalSet", "RunSpec", "Variant", "eval_set_from", "parse_pairs", "plan",
-               "run_ablations", "run_one", "seeds_from", "slurm_executor", "variants_from"],
+    "runner": ["run_ablations"],
+    "specs": ["RunSpec", "Variant", "parse_pairs", "plan", "seeds_from", "variants_from"],
+    "eval_set": ["DEFAULT_EVAL_SET", "EvalSet", "eval_set_from"],
+    "run": ["run_one"],
+    "backends": ["slurm_executor"],
     "speed": ["speed_table"],
     "stats": ["bootstrap_interval", "caveats", "holm", "per_seed", "per_video", "sign_flip_pvalue",
               "two_stage_interval"],
@@ -52,8 +57,11 @@ if TYPE_CHECKING:  # for IDEs and type checkers
     from .figures import differences, jf_points
     from .paper import CITATION, INCONSISTENCIES, PAPER_FPS, TABLE1, TABLE2, TABLE3, PaperRow, Score
     from .report import format_summary, write_outputs
-    from .runner import (DEFAULT_EVAL_SET, EvalSet, RunSpec, Variant, eval_set_from, parse_pairs, plan,
-                         run_ablations, run_one, seeds_from, slurm_executor, variants_from)
+    from .backends import slurm_executor
+    from .eval_set import DEFAULT_EVAL_SET, EvalSet, eval_set_from
+    from .run import run_one
+    from .runner import run_ablations
+    from .specs import RunSpec, Variant, parse_pairs, plan, seeds_from, variants_from
     from .speed import speed_table
     from .aggregates import improvement_interval, iqm, iqm_interval, probability_of_improvement
     from .power import design, paper_effects

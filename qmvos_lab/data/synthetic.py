@@ -32,6 +32,7 @@ from PIL import Image
 
 from ..atomic import staged_folder
 from .masks import write_label_map
+from .video import Video
 
 
 @dataclass(frozen=True)
@@ -72,25 +73,8 @@ SPLITS = {
 }
 
 
-@dataclass
-class GeneratedVideo:
-    """frames: T x H x W x 3 uint8; labels: T x H x W uint8 (0 background, 1..N objects);
-    first_frame: the frame where each object (index i -> id i + 1) first shows a pixel (-1: never)."""
-
-    name: str
-    frames: np.ndarray
-    labels: np.ndarray
-    first_frame: list[int]
-
-    def given_masks(self) -> dict[int, np.ndarray]:
-        """The annotations a semi-supervised method gets: each object's mask on its first frame."""
-        given: dict[int, np.ndarray] = {}
-        for index, t in enumerate(self.first_frame):
-            if t < 0:
-                continue
-            mask = given.setdefault(t, np.zeros_like(self.labels[t]))
-            mask[self.labels[t] == index + 1] = index + 1
-        return given
+class GeneratedVideo(Video):
+    """A video of the generator (`generate_video`): frames, exact labels, each object's first frame."""
 
 
 # ---------------------------------------------------------------------------------- textures

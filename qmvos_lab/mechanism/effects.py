@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..ablate.stats import bootstrap_interval, sign_flip_pvalue
-from ..train.validate import generated_config, jf_table, segment_generated
+from ..eval.videos import generated_config, jf_table, segment_videos
 from .interventions import available_interventions
 
 INTACT = "intact"
@@ -30,10 +30,10 @@ def intervention_jf(network, videos: Sequence, chosen: Mapping[str, Callable] | 
     videos = list(videos)
     config = config or generated_config(network)
     chosen = available_interventions(network) if chosen is None else chosen
-    columns = {INTACT: per_video_jf(videos, segment_generated(network, videos, config)[0])}
+    columns = {INTACT: per_video_jf(videos, segment_videos(network, videos, config)[0])}
     for name, intervention in chosen.items():
         with intervention(network):
-            columns[name] = per_video_jf(videos, segment_generated(network, videos, config)[0])
+            columns[name] = per_video_jf(videos, segment_videos(network, videos, config)[0])
     return pd.DataFrame(columns)
 
 

@@ -4,7 +4,7 @@ exit (no state-dict key changes; weights a knock-out touches are swapped back as
 so the intact network's outputs stay bit-identical). Use them around any inference:
 
     with permuted_queries(network):
-        predictions, _ = segment_generated(network, videos)
+        predictions, _ = segment_videos(network, videos)
 
 permuted_queries      object i's query is used for object i + shift (mod N) in the decoder (the
                       QCIM and the dynamic filters, QMVOS Sec. 3.3); the SIM still pools its own;

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..ablate.stats import bootstrap_interval
-from ..train.validate import generated_config
+from ..eval.videos import generated_config
 from .metrics import recording_metrics
 
 

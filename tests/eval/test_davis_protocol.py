@@ -264,9 +264,9 @@ def test_every_global_column_from_varied_per_frame_scores(folders, tmp_path):
 
 
 def test_the_demo_jf_helper_agrees_with_the_folder_protocol(folders):
-    """validate.jf_table / jf_mean (used by the demo and the zoo) score like evaluate_folders."""
+    """eval.videos.jf_table / jf_mean (used by the demo and the zoo) score like evaluate_folders."""
     from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
-    from qmvos_lab.train.validate import jf_mean, jf_table
+    from qmvos_lab.eval.videos import jf_mean, jf_table
 
     gt_root, res_root = folders
     videos, predictions = [], []

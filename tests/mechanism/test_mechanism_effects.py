@@ -19,7 +19,7 @@ from qmvos_lab.mechanism import metrics as mm
 from qmvos_lab.mechanism.probe import LOGGED, MechanismProbe
 from qmvos_lab.mechanism.study import untrained_like, with_baselines
 from qmvos_lab.model import build_network
-from qmvos_lab.train.validate import segment_generated
+from qmvos_lab.eval.videos import segment_videos
 
 from mechanism_network import network  # noqa: F401 (the shared fixture)
 
@@ -61,10 +61,10 @@ def test_intervention_jf_pairs_each_intervention_with_the_intact_network(network
     chosen = {"nothing": lambda net: nullcontext(), "mean query": iv.mean_queries}
     jf = ef.intervention_jf(network, videos, chosen, CONFIG)
     assert list(jf.columns) == ["intact", "nothing", "mean query"] and list(jf.index) == ["tiny-1", "tiny-2"]
-    np.testing.assert_allclose(jf["intact"], by_hand_jf(videos, segment_generated(network, videos, CONFIG)[0]))
+    np.testing.assert_allclose(jf["intact"], by_hand_jf(videos, segment_videos(network, videos, CONFIG)[0]))
     assert jf["nothing"].tolist() == jf["intact"].tolist()
     with iv.mean_queries(network):
-        mean = segment_generated(network, videos, CONFIG)[0]
+        mean = segment_videos(network, videos, CONFIG)[0]
     np.testing.assert_allclose(jf["mean query"], by_hand_jf(videos, mean))
 
 

@@ -63,7 +63,7 @@ def test_a_network_fitted_by_training_segments_the_same_at_inference(tmp_path, a
 
 
 def test_generated_videos_are_segmented_at_the_size_the_recipe_trained_for():
-    from qmvos_lab.train.validate import generated_config
+    from qmvos_lab.eval.videos import generated_config
 
     config = preset("cpu-tiny")
     assert config.inference_size == 192  # 2x the generated 96 px: the crops zoom objects 1.75-2.3x
