@@ -46,7 +46,7 @@ import pandas as pd
 from qmvos_lab import viz, zoo
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video, split_videos
 from qmvos_lab.inference.preprocess import resized_shape
-from qmvos_lab.train.validate import copy_first_mask, jf_mean, jf_table, segment_generated
+from qmvos_lab.eval.videos import copy_first_mask, jf_mean, jf_table, segment_videos
 
 # %% [markdown]
 # ## 1. A generated video
@@ -90,11 +90,11 @@ viz.architecture(xmem, *size)
 # %% [markdown]
 # ## 3. Segment the video
 #
-# `segment_generated` runs `VideoSegmenter.step` frame by frame, giving each object's mask on the
+# `segment_videos` runs `VideoSegmenter.step` frame by frame, giving each object's mask on the
 # frame where it first appears. The animation shows ground truth | XMem | QMVOS.
 
 # %%
-predictions = {name: segment_generated(net, [video])[0][0] for name, net in (("xmem", xmem), ("qmvos", qmvos))}
+predictions = {name: segment_videos(net, [video])[0][0] for name, net in (("xmem", xmem), ("qmvos", qmvos))}
 panels = np.stack([np.concatenate([viz.overlay(video.frames[t], video.labels[t]),
                                    viz.overlay(video.frames[t], predictions["xmem"][t]),
                                    viz.overlay(video.frames[t], predictions["qmvos"][t])], 1)
@@ -118,7 +118,7 @@ HTML(viz.animate_frames(panels, fps=6))
 videos = list(split_videos("synthetic-val", 3 if SMOKE else 20))
 rows = [{"method": "copy first mask", "J&F": jf_mean(jf_table(videos, copy_first_mask(videos)))}]
 for name, net in (("xmem-small", xmem), ("qmvos-small", qmvos)):
-    rows.append({"method": name, "J&F": jf_mean(jf_table(videos, segment_generated(net, videos)[0]))})
+    rows.append({"method": name, "J&F": jf_mean(jf_table(videos, segment_videos(net, videos)[0]))})
 scores = pd.DataFrame(rows)
 scores
 
@@ -154,7 +154,7 @@ viz.jf_per_variant(scores.rename(columns={"method": "variant"}).assign(video="al
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # 1. Near-identical objects.
 hard = generate_video(SyntheticConfig(num_objects=4, similarity=0.9, length=8 if SMOKE else 20), seed=5)
-print({name: round(jf_mean(jf_table([hard], segment_generated(net, [hard])[0])), 3)
+print({name: round(jf_mean(jf_table([hard], segment_videos(net, [hard])[0])), 3)
        for name, net in (("xmem-small", xmem), ("qmvos-small", qmvos))})
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -171,7 +171,7 @@ viz.show_frames(panels[worst:worst + 1], titles=[f"frame {worst}: mean IoU {iou[
 # 3. synthetic-hard against the copy baseline.
 hard_videos = list(split_videos("synthetic-hard", 3 if SMOKE else 20))
 copy_hard = jf_mean(jf_table(hard_videos, copy_first_mask(hard_videos)))
-print({name: round(jf_mean(jf_table(hard_videos, segment_generated(net, hard_videos)[0])) - copy_hard, 3)
+print({name: round(jf_mean(jf_table(hard_videos, segment_videos(net, hard_videos)[0])) - copy_hard, 3)
        for name, net in (("xmem-small", xmem), ("qmvos-small", qmvos))}, "J&F above the copy baseline")
 
 # %% [markdown]
@@ -193,4 +193,4 @@ print({name: round(jf_mean(jf_table(hard_videos, segment_generated(net, hard_vid
 #   Memory Model", ECCV 2022.
 # * F. Perazzi et al., "A Benchmark Dataset and Evaluation Methodology for Video Object
 #   Segmentation", CVPR 2016 (J and F).
-# * Library: `qmvos_lab/zoo.py`, `qmvos_lab/viz/diagram.py`, `qmvos_lab/train/validate.py`.
+# * Library: `qmvos_lab/zoo.py`, `qmvos_lab/viz/diagram.py`, `qmvos_lab/eval/videos.py`.

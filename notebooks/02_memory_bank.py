@@ -59,7 +59,7 @@ import pandas as pd
 import torch
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.train.validate import generated_config
+from qmvos_lab.eval.videos import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.model.blocks import gated_update

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from qmvos_lab import viz, zoo
-from qmvos_lab.train.validate import generated_config
+from qmvos_lab.eval.videos import generated_config
 from qmvos_lab.data.synthetic import SyntheticConfig, generate_video
 from qmvos_lab.inference import VideoSegmenter
 from qmvos_lab.inference.preprocess import resize_image, resize_masks, resized_shape, to_image_tensor

@@ -46,7 +46,7 @@ from qmvos_lab import viz, zoo
 from qmvos_lab.data.synthetic import split_videos
 from qmvos_lab.eval.davis import evaluate_sequence
 from qmvos_lab.eval.metrics import boundary_map, boundary_radius, decay_bin_edges, f_measure, jaccard, statistics
-from qmvos_lab.train.validate import jf_mean, jf_table, segment_generated
+from qmvos_lab.eval.videos import jf_mean, jf_table, segment_videos
 
 # %% [markdown]
 # ## 1. J: region similarity
@@ -151,7 +151,7 @@ print(f"bin edges {edges.tolist()}: mean {mean:.3f}, recall {recall:.3f}, decay 
 # %%
 qmvos = zoo.trained("qmvos-small", PRESET)
 videos = list(split_videos("synthetic-val", NUM_VIDEOS, length=10 if SMOKE else 20))
-predictions = segment_generated(qmvos, videos)[0]
+predictions = segment_videos(qmvos, videos)[0]
 rows = []
 for video, prediction in zip(videos, predictions):
     j, f = evaluate_sequence(video.labels, prediction[1:-1], name=video.name)
@@ -192,7 +192,7 @@ viz.show_frames(np.stack(panels), titles=titles, columns=2)
 # **Exercises.**
 # 1. Shift the square diagonally instead of vertically: at which shift does F drop, and why is it
 #    not the same as for a vertical shift?
-# 2. Evaluate the copy-the-first-mask baseline (`qmvos_lab.train.validate.copy_first_mask`) on the
+# 2. Evaluate the copy-the-first-mask baseline (`qmvos_lab.eval.videos.copy_first_mask`) on the
 #    same videos: which statistic (Mean, Recall, Decay) separates it most clearly from QMVOS?
 # 3. Write the predictions to a folder (`qmvos-lab data generate` writes the ground truth in the DAVIS
 #    layout) and check that `qmvos-lab evaluate` gives the same J&F as this notebook.
@@ -213,7 +213,7 @@ print(both.round(3).to_string(index=False))
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # 2. Mean, Recall and Decay of the copy-the-first-mask baseline against QMVOS on the same videos.
-from qmvos_lab.train.validate import copy_first_mask  # noqa: E402
+from qmvos_lab.eval.videos import copy_first_mask  # noqa: E402
 
 statistics_rows = []
 for method, method_predictions in (("copy first mask", copy_first_mask(videos)), ("qmvos-small", predictions)):

@@ -70,7 +70,7 @@ def record(network, frames, given_masks: Mapping[int, np.ndarray], ground_truth=
     with the trace on (`VideoSegmenter(..., trace=True)`; `config` defaults to the size the
     network's recipe segments generated videos at, `generated_config(network)`)."""
     from ..inference import VideoSegmenter
-    from ..train.validate import generated_config
+    from ..eval.videos import generated_config
 
     if 0 not in given_masks:
         raise UserError(f"{name}: record needs a mask on frame 0 (given_masks[0]), where tracking starts")
