@@ -31,7 +31,8 @@ import torch.nn as nn
 
 from .atomic import atomic_path
 from .config import BACKBONE_CHANNELS, ModelConfig
-from .download import cache_setting, check_cache, default_cache_dir, download
+from .cache import cache_root, cache_setting, check_cache, checkpoints_dir
+from .download import download
 from .errors import CheckpointError, DownloadError, not_a_file
 from .model import XMem, build_network
 
@@ -78,10 +79,10 @@ def resolve_source(source: str | os.PathLike, cache_dir: str | os.PathLike | Non
     if source in OFFICIAL_CHECKPOINTS:
         source = OFFICIAL_CHECKPOINTS[source]
     if urlparse(source).scheme in ("http", "https"):
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "checkpoints"
+        cache = Path(cache_dir) if cache_dir is not None else checkpoints_dir()
         name = Path(urlparse(source).path).name or "checkpoint.pth"
         if not (cache / name).is_file():
-            check_cache(cache if cache_dir is not None else default_cache_dir(), cache_setting(cache_dir))
+            check_cache(cache if cache_dir is not None else cache_root(), cache_setting(cache_dir))
         try:
             return download(source, cache / name, progress=progress)
         except DownloadError as error:
@@ -160,7 +161,7 @@ def read_checkpoint_file(path: str | os.PathLike) -> tuple[dict, dict | None, in
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if len(first_line) > 120:  # cut at a word, never mid-word
             first_line = first_line[:120].rsplit(" ", 1)[0].rstrip(".,:;") + " ..."
-        cached = default_cache_dir().resolve() in Path(path).resolve().parents
+        cached = cache_root().resolve() in Path(path).resolve().parents
         advice = ("delete it so that it downloads again" if cached
                   else "check that it is the checkpoint you meant (a file saved with torch.save)")
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch file, truncated, or "

@@ -31,7 +31,7 @@ options of each subcommand."""
 def cmd_demo(args: argparse.Namespace) -> int:
     from .atomic import check_writable
     from .demo import run_demo
-    from .zoo import cache_root
+    from .cache import cache_root
 
     for setting, path in (("--output", args.output), ("--cache", cache_root(args.cache)),
                           ("data folder", "data/generated")):

@@ -5,7 +5,7 @@ cached checkpoint exists and loading it in seconds afterwards.
 Names are `<variant>-small`, with every variant of `ablations.ABLATIONS` (the XMem baseline and
 QMVOS Table 3): "xmem-small", "qmvos-small", "sim-f16-small", "no-interaction-small", ...
 
-The cache folder is $QMVOS_LAB_CACHE (default ~/.cache/qmvos-lab), under `trained/`. Each entry
+The cache folder is `cache.trained_dir()` ($QMVOS_LAB_CACHE/trained, see cache.py). Each entry
 is keyed by a hash of everything that determines the weights: the model config, the training
 config (preset, iterations, seed, ...), and `RECIPE_VERSION`, which changes whenever the training
 code changes what it learns. Entries are written atomically; a run that was interrupted resumes
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ablations import ABLATIONS, model_config
+from .cache import cache_root, cache_setting, check_cache, locks_dir, trained_dir
 from .checkpoints import load_checkpoint
-from .download import cache_setting, check_cache
 from .locks import entry_lock
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
@@ -45,11 +45,6 @@ DEFAULT_PRESET = "cpu-tiny"
 def smoke_mode() -> bool:
     """True when the environment asks for the fast, tiny version of everything (QMVOS_LAB_SMOKE=1)."""
     return os.environ.get("QMVOS_LAB_SMOKE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def cache_root(folder: str | os.PathLike | None = None) -> Path:
-    """`folder`, else $QMVOS_LAB_CACHE, else ~/.cache/qmvos-lab."""
-    return Path(folder or os.environ.get("QMVOS_LAB_CACHE") or Path.home() / ".cache" / "qmvos-lab")
 
 
 def names() -> list[str]:
@@ -104,7 +99,7 @@ def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
     blob = json.dumps({"model": (model or named).to_dict(), "train": train, "recipe": RECIPE_VERSION},
                       sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    return Entry(config.name, config, cache_root(cache) / "trained" / f"{config.name}-{digest}", model)
+    return Entry(config.name, config, trained_dir(cache) / f"{config.name}-{digest}", model)
 
 
 def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: int = 0, *,
@@ -118,7 +113,7 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     if network is not None:
         return network
     check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
-    with entry_lock(entry.folder, cache_root(cache) / "locks"):  # another process training this entry: wait, then reuse its network
+    with entry_lock(entry.folder, locks_dir(cache)):  # another process training this entry: wait, then reuse its network
         network = load_entry(entry, device)
         if network is None:
             train_entry(entry, progress)

@@ -33,7 +33,7 @@ from .. import __version__, zoo
 from ..ablations import ABLATIONS
 from ..atomic import atomic_path
 from ..config import InferenceConfig, ModelConfig, TrainConfig
-from ..download import cache_setting, check_cache
+from ..cache import cache_setting, check_cache
 from ..locks import entry_lock
 from ..errors import UserError
 from ..train.data import check_data
