@@ -54,7 +54,7 @@ def main() -> None:
 
     network = zoo.trained(args.network, args.preset, args.seed, progress=False)
     videos = list(split_videos(args.split, args.videos, **({} if args.frames is None else {"length": args.frames})))
-    iterations = zoo.training_config(args.network, args.preset, args.seed).iterations
+    iterations = zoo.training_config(args.network, args.preset, args.seed, smoke=zoo.smoke_mode()).iterations
     print(f"{args.network} ({args.preset}, seed {args.seed}, {iterations} iterations) on {len(videos)} "
           f"{args.split} videos, at inference size {network.inference_size}")
     with warnings.catch_warnings():  # scipy warns on degenerate resamples (e.g. 2 videos); the interval says it

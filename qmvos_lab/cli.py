@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import warnings
@@ -147,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from None
     config.name = args.name or overrides.get("name") or f"{args.preset}-{config.ablation}"
-    check_config(config)
+    check_config(config, world=int(os.environ.get("WORLD_SIZE", "1")))  # processes under torchrun
     check_data(config)
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise UserError("tensorboard=true needs the tensorboard package: pip install tensorboard")
@@ -162,7 +163,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
     import contextlib
-    import os
 
     from .locks import output_lock
 

@@ -11,8 +11,9 @@ config (preset, iterations, seed, ...), and `RECIPE_VERSION`, which changes when
 code changes what it learns. Entries are written atomically; a run that was interrupted resumes
 from its checkpoint; a corrupt entry is retrained with a one-line warning.
 
-Smoke mode (`smoke=True`, or the environment variable QMVOS_LAB_SMOKE=1) trains a few iterations
-only, so that notebooks and tests run quickly; it is a different cache entry.
+Smoke mode (`smoke=True`; `trained` asks `smoke_mode()`, the environment variable QMVOS_LAB_SMOKE=1,
+when not told) trains a few iterations only, so that notebooks and tests run quickly; it is a
+different cache entry.
 """
 
 from __future__ import annotations
@@ -74,13 +75,14 @@ class Entry:
         return self.folder / "final.pth"
 
 
-def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0, smoke: bool | None = None,
+def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0, smoke: bool = False,
                     **overrides) -> TrainConfig:
-    """The TrainConfig behind a cached network (smoke mode shortens it to a few iterations)."""
+    """The TrainConfig behind a cached network (`smoke` shortens it to a few iterations). The
+    environment is not read here: entry points (`trained`, the commands) pass `smoke_mode()`."""
     if preset_name not in PRESETS:
         raise UserError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESETS)}")
     fields = {"ablation": variant_of(name), "model_size": SIZE, "seed": seed, "name": name, **overrides}
-    if smoke if smoke is not None else smoke_mode():
+    if smoke:
         fields.update(iterations=SMOKE_ITERATIONS, log_every=1, checkpoint_every=SMOKE_ITERATIONS)
     return preset(preset_name, **fields)
 
@@ -107,7 +109,8 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
             cache: str | os.PathLike | None = None, **overrides):
     """A trained network in eval mode (see the module docstring). `overrides` are TrainConfig
     fields (e.g. iterations=400); they are part of the cache key. The network's `cache_folder`
-    holds its run (config.json, metrics.jsonl, final.pth, info.json)."""
+    holds its run (config.json, metrics.jsonl, final.pth, info.json). `smoke` None: `smoke_mode()`."""
+    smoke = smoke_mode() if smoke is None else smoke
     entry = entry_for(training_config(name, preset_name, seed, smoke, **overrides), cache)
     network = load_entry(entry, device)
     if network is not None:
