@@ -157,6 +157,7 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     import torch
 
     from .atomic import atomic_path
+    from .train.trainer import Trainer
 
     resume = (entry.folder / "checkpoint.pth").is_file()
     if resume:  # a run that was stopped: continue from its checkpoint
@@ -166,7 +167,7 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
               f"cached in {entry.folder})")
     start = time.perf_counter()
     with torch.enable_grad():  # a caller inside torch.no_grad() (a notebook cell) still trains
-        trainer = _trainer(entry, resume, progress)
+        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress, network=entry.model)
         trainer.train()
     if trainer.stop_requested:
         raise KeyboardInterrupt(f"training of {entry.name} interrupted; call again to resume it")
@@ -175,27 +176,3 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     with atomic_path(entry.folder / "info.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return entry.checkpoint
-
-
-def _trainer(entry: Entry, resume: bool, progress: bool):
-    from .train.trainer import Trainer
-
-    if entry.model is None:
-        return Trainer(entry.train, entry.folder, resume=resume, progress=progress)
-    return _configured_trainer(entry, resume, progress)
-
-
-def _configured_trainer(entry: Entry, resume: bool, progress: bool):
-    """A Trainer whose network is `entry.model` rather than a named ablation's (from scratch only)."""
-    from .model import build_network
-    from .train.trainer import Trainer
-
-    if entry.train.init != "scratch":
-        raise UserError(f"{entry.name}: a network with its own ModelConfig trains from scratch only, "
-                        f"not init={entry.train.init!r}; drop the init setting")
-
-    class ConfiguredTrainer(Trainer):
-        def _build_model(self):
-            return build_network(entry.model)
-
-    return ConfiguredTrainer(entry.train, entry.folder, resume=resume, progress=progress)
