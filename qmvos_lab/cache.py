@@ -4,7 +4,7 @@ Inside it:
 
 * `trained/`: the trained-network cache (zoo.py), one folder per entry;
 * `checkpoints/`: downloaded checkpoints, the official XMem files (by URL or release name,
-  checkpoints.py) and the released QMVOS weights (release.py);
+  checkpoints/sources.py) and the released QMVOS weights (release.py);
 * `locks/`: the file locks of the entries being trained (locks.py);
 * `fast-path.json`: the fast-path decisions timed on this machine (machine.DECISIONS).
 

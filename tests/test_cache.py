@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from qmvos_lab import cache, checkpoints, release, zoo
+from qmvos_lab import cache, release, zoo
+from qmvos_lab.checkpoints import resolve_source, sources
 from qmvos_lab.errors import CheckpointError
 from qmvos_lab.machine import DECISIONS
 from qmvos_lab.train import fast_path
@@ -35,8 +36,8 @@ def test_downloads_go_to_the_checkpoints_folder(tmp_path, monkeypatch):
     $XDG_CACHE_HOME/qmvos_lab/checkpoints, a second root, before the cache was one folder)."""
     monkeypatch.setenv("QMVOS_LAB_CACHE", str(tmp_path))
     seen = []
-    monkeypatch.setattr(checkpoints, "download", lambda url, target, progress: seen.append(Path(target)) or target)
-    checkpoints.resolve_source("http://example.invalid/weights/XMem.pth", progress=False)
+    monkeypatch.setattr(sources, "download", lambda url, target, progress: seen.append(Path(target)) or target)
+    resolve_source("http://example.invalid/weights/XMem.pth", progress=False)
     assert seen == [tmp_path / "checkpoints" / "XMem.pth"]
 
     def fake(url, output, progress):
