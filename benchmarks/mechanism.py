@@ -59,7 +59,7 @@ def main() -> None:
     seeds = args.seeds or [args.seed]
 
     videos = list(split_videos(args.split, args.videos, **({} if args.frames is None else {"length": args.frames})))
-    iterations = zoo.training_config(args.network, args.preset, seeds[0]).iterations
+    iterations = zoo.training_config(args.network, args.preset, seeds[0], smoke=zoo.smoke_mode()).iterations
     tables, jfs, networks = [], [], {}
     for seed in seeds:
         networks[seed] = network = zoo.trained(args.network, args.preset, seed, progress=False)

@@ -76,7 +76,7 @@ def main():
             theirs = released.segment_QCIM(theirs_q, [filled], (f16, f8, f4), readout, hidden, strip_bg=False)
             ours_out = ours.segment((f16, f8, f4), readout, hidden, queries=ours_q, object_valid=valid)[:3]
             _, raw_theirs = released.decoder(theirs_q, [filled], f16, f8, f4, hidden, readout)
-            raw_ours = ours.decoder(f16, f8, f4, hidden, readout, ours_q, valid)[1]
+            raw_ours = ours.decoder(f16, f8, f4, hidden, readout, queries=ours_q, object_valid=valid).logits
             print(f"{filled} of {N} object slots filled:")
             print(f"  SIM queries                    max relative error {rel_err(ours_q[:, :filled], theirs_q[:, :filled]):.2e}")
             print(f"  decoder with QCIM: raw logits  max relative error {rel_err(raw_ours[:, :filled], raw_theirs[:, :filled]):.2e}")

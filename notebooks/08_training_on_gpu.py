@@ -291,4 +291,4 @@ summary.round(4).tail()
 #   arXiv:2403.11529: Sec. 3.4 (implementation details), Sec. 4.2 (XMem retrained).
 # * H. K. Cheng, A. G. Schwing, "XMem", ECCV 2022, and its supplementary material (training stages).
 # * I. Loshchilov, F. Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (AdamW).
-# * Library: `qmvos_lab/train/presets.py`, `qmvos_lab/train/trainer.py`, `qmvos_lab/checkpoints.py`.
+# * Library: `qmvos_lab/train/presets.py`, `qmvos_lab/train/trainer.py`, `qmvos_lab/checkpoints/`.

@@ -137,7 +137,7 @@ viz.show_frames(panels[:: max(1, len(panels) // 6)], columns=6)
 # ## 4. The official weights: XMem, and the released QMVOS
 #
 # `load_checkpoint` takes a file, an http(s) URL, or a release name. A release name downloads once
-# into `~/.cache/qmvos_lab/checkpoints` (resumable) and loads strictly: every one of the 412 official
+# into `~/.cache/qmvos-lab/checkpoints` (the kit's cache; resumable) and loads strictly: every one of the 412 official
 # XMem entries (450 for QMVOS) must be there with its shape. `"QMVOS"` fetches the authors' file from
 # Google Drive with gdown; before it is kept it must have the released layout, and its SHA-256 is
 # recorded on the first download and checked afterwards. Offline, or when Drive refuses (its download

@@ -18,34 +18,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import DownloadError, NoSpaceError, UserError, is_no_space
+from .errors import DownloadError, NoSpaceError, is_no_space
 
 CHUNK_BYTES = 1 << 20
-
-
-def default_cache_dir() -> Path:
-    """`$QMVOS_LAB_CACHE`, else `$XDG_CACHE_HOME/qmvos_lab`, else `~/.cache/qmvos_lab`."""
-    if os.environ.get("QMVOS_LAB_CACHE"):
-        return Path(os.environ["QMVOS_LAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qmvos_lab"
-
-
-def cache_setting(folder=None) -> str:
-    """What chose the cache folder, for messages: --cache, QMVOS_LAB_CACHE, or the default."""
-    if folder is not None:
-        return "--cache"
-    return "QMVOS_LAB_CACHE" if os.environ.get("QMVOS_LAB_CACHE") else "the cache folder"
-
-
-def check_cache(folder: str | os.PathLike, setting: str) -> None:
-    """Refuse, before anything is written, a cache folder that is a file or cannot be written."""
-    from .atomic import check_writable
-
-    try:
-        check_writable(folder, setting)
-    except UserError as error:
-        fix = "unset it or point it at a folder you can write to" if setting == "QMVOS_LAB_CACHE" else ""
-        raise UserError(f"{error}{'; ' + fix if fix else ''}") from None
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -1,5 +1,5 @@
 """The released QMVOS weights by name: `load_checkpoint("QMVOS")` downloads them once from Google
-Drive, checks them, and keeps them in the kit's cache (`download.default_cache_dir()/checkpoints`,
+Drive, checks them, and keeps them in the kit's cache (`cache.checkpoints_dir()`,
 beside the official XMem files).
 
 The authors publish one file (the README of zht8506/QMVOS): on Google Drive (file id below) and on
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from .atomic import atomic_paths
-from .download import default_cache_dir, sha256_of
+from .cache import checkpoints_dir
+from .download import sha256_of
 from .errors import CheckpointError, DownloadError
 
 
@@ -155,7 +156,7 @@ def fetch_release(name: str, cache_dir: str | os.PathLike | None = None, progres
     (see the module docstring). `url` replaces the Drive address (mirrors, tests); `downloader`
     replaces gdown. Raises a one-line CheckpointError when the file cannot be had."""
     release = RELEASES[name]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "checkpoints"
+    folder = Path(cache_dir) if cache_dir is not None else checkpoints_dir()
     target = folder / release.filename
     if target.is_file():
         return _check_cached(target, release)

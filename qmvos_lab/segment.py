@@ -218,7 +218,7 @@ def segment_to_folder(model, inputs: VideoInputs, output: str | os.PathLike, con
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             if amp == "auto":  # timed once per CPU, network size and frame size (inference/fast.py)
-                from .zoo import cache_root
+                from .cache import cache_root
 
                 shape = resized_shape(*frame_size, config.size)
                 amp = choose_amp(model, (shape[0] + -shape[0] % 16, shape[1] + -shape[1] % 16), device,

@@ -5,14 +5,15 @@ cached checkpoint exists and loading it in seconds afterwards.
 Names are `<variant>-small`, with every variant of `ablations.ABLATIONS` (the XMem baseline and
 QMVOS Table 3): "xmem-small", "qmvos-small", "sim-f16-small", "no-interaction-small", ...
 
-The cache folder is $QMVOS_LAB_CACHE (default ~/.cache/qmvos-lab), under `trained/`. Each entry
+The cache folder is `cache.trained_dir()` ($QMVOS_LAB_CACHE/trained, see cache.py). Each entry
 is keyed by a hash of everything that determines the weights: the model config, the training
 config (preset, iterations, seed, ...), and `RECIPE_VERSION`, which changes whenever the training
 code changes what it learns. Entries are written atomically; a run that was interrupted resumes
 from its checkpoint; a corrupt entry is retrained with a one-line warning.
 
-Smoke mode (`smoke=True`, or the environment variable QMVOS_LAB_SMOKE=1) trains a few iterations
-only, so that notebooks and tests run quickly; it is a different cache entry.
+Smoke mode (`smoke=True`; `trained` asks `smoke_mode()`, the environment variable QMVOS_LAB_SMOKE=1,
+when not told) trains a few iterations only, so that notebooks and tests run quickly; it is a
+different cache entry.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ablations import ABLATIONS, model_config
+from .cache import cache_root, cache_setting, check_cache, locks_dir, trained_dir
 from .checkpoints import load_checkpoint
-from .download import cache_setting, check_cache
 from .locks import entry_lock
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, UserError
@@ -45,11 +46,6 @@ DEFAULT_PRESET = "cpu-tiny"
 def smoke_mode() -> bool:
     """True when the environment asks for the fast, tiny version of everything (QMVOS_LAB_SMOKE=1)."""
     return os.environ.get("QMVOS_LAB_SMOKE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def cache_root(folder: str | os.PathLike | None = None) -> Path:
-    """`folder`, else $QMVOS_LAB_CACHE, else ~/.cache/qmvos-lab."""
-    return Path(folder or os.environ.get("QMVOS_LAB_CACHE") or Path.home() / ".cache" / "qmvos-lab")
 
 
 def names() -> list[str]:
@@ -79,13 +75,14 @@ class Entry:
         return self.folder / "final.pth"
 
 
-def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0, smoke: bool | None = None,
+def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0, smoke: bool = False,
                     **overrides) -> TrainConfig:
-    """The TrainConfig behind a cached network (smoke mode shortens it to a few iterations)."""
+    """The TrainConfig behind a cached network (`smoke` shortens it to a few iterations). The
+    environment is not read here: entry points (`trained`, the commands) pass `smoke_mode()`."""
     if preset_name not in PRESETS:
         raise UserError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESETS)}")
     fields = {"ablation": variant_of(name), "model_size": SIZE, "seed": seed, "name": name, **overrides}
-    if smoke if smoke is not None else smoke_mode():
+    if smoke:
         fields.update(iterations=SMOKE_ITERATIONS, log_every=1, checkpoint_every=SMOKE_ITERATIONS)
     return preset(preset_name, **fields)
 
@@ -104,7 +101,7 @@ def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
     blob = json.dumps({"model": (model or named).to_dict(), "train": train, "recipe": RECIPE_VERSION},
                       sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    return Entry(config.name, config, cache_root(cache) / "trained" / f"{config.name}-{digest}", model)
+    return Entry(config.name, config, trained_dir(cache) / f"{config.name}-{digest}", model)
 
 
 def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: int = 0, *,
@@ -112,13 +109,14 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
             cache: str | os.PathLike | None = None, **overrides):
     """A trained network in eval mode (see the module docstring). `overrides` are TrainConfig
     fields (e.g. iterations=400); they are part of the cache key. The network's `cache_folder`
-    holds its run (config.json, metrics.jsonl, final.pth, info.json)."""
+    holds its run (config.json, metrics.jsonl, final.pth, info.json). `smoke` None: `smoke_mode()`."""
+    smoke = smoke_mode() if smoke is None else smoke
     entry = entry_for(training_config(name, preset_name, seed, smoke, **overrides), cache)
     network = load_entry(entry, device)
     if network is not None:
         return network
     check_cache(cache_root(cache), cache_setting(cache))  # before training: a file or a read-only folder
-    with entry_lock(entry.folder, cache_root(cache) / "locks"):  # another process training this entry: wait, then reuse its network
+    with entry_lock(entry.folder, locks_dir(cache)):  # another process training this entry: wait, then reuse its network
         network = load_entry(entry, device)
         if network is None:
             train_entry(entry, progress)
@@ -159,6 +157,7 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     import torch
 
     from .atomic import atomic_path
+    from .train.trainer import Trainer
 
     resume = (entry.folder / "checkpoint.pth").is_file()
     if resume:  # a run that was stopped: continue from its checkpoint
@@ -168,7 +167,7 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
               f"cached in {entry.folder})")
     start = time.perf_counter()
     with torch.enable_grad():  # a caller inside torch.no_grad() (a notebook cell) still trains
-        trainer = _trainer(entry, resume, progress)
+        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress, network=entry.model)
         trainer.train()
     if trainer.stop_requested:
         raise KeyboardInterrupt(f"training of {entry.name} interrupted; call again to resume it")
@@ -177,27 +176,3 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
     with atomic_path(entry.folder / "info.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return entry.checkpoint
-
-
-def _trainer(entry: Entry, resume: bool, progress: bool):
-    from .train.trainer import Trainer
-
-    if entry.model is None:
-        return Trainer(entry.train, entry.folder, resume=resume, progress=progress)
-    return _configured_trainer(entry, resume, progress)
-
-
-def _configured_trainer(entry: Entry, resume: bool, progress: bool):
-    """A Trainer whose network is `entry.model` rather than a named ablation's (from scratch only)."""
-    from .model import build_network
-    from .train.trainer import Trainer
-
-    if entry.train.init != "scratch":
-        raise UserError(f"{entry.name}: a network with its own ModelConfig trains from scratch only, "
-                        f"not init={entry.train.init!r}; drop the init setting")
-
-    class ConfiguredTrainer(Trainer):
-        def _build_model(self):
-            return build_network(entry.model)
-
-    return ConfiguredTrainer(entry.train, entry.folder, resume=resume, progress=progress)

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from .. import zoo
-from ..download import cache_setting, check_cache
+from ..cache import cache_setting, check_cache
 from ..errors import UserError
 from .backends import _in_process, _processes, _submitit, slurm_executor
 from .eval_set import DEFAULT_EVAL_SET, EvalSet, check_eval_set, eval_set_from

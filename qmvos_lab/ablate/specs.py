@@ -168,7 +168,8 @@ def plan(variants, seeds, preset: str, eval_set: EvalSet, overrides: Mapping | N
     for variant in variants:
         for seed in seeds:
             try:
-                train = zoo.training_config(variant.base or variant.name, preset, seed, smoke, **dict(overrides or {}))
+                train = zoo.training_config(variant.base or variant.name, preset, seed,
+                                            zoo.smoke_mode() if smoke is None else smoke, **dict(overrides or {}))
             except TypeError as error:  # unknown TrainConfig fields come as ValueError from preset()
                 raise UserError(f"training settings: {error}") from None
             except ValueError as error:

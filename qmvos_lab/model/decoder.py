@@ -8,12 +8,25 @@ update the sensory memory from the multi-scale decoder features.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .blocks import FeatureFusionBlock, GConv2D, SensoryUpdater, UpsampleBlock
 from .qcim import QueryContentInteraction, dynamic_filter_logits, serialise_readout
+
+
+class Decoded(NamedTuple):
+    """What a decoder returns: the new sensory memory (B x N x Ch x h x w, or None when not updated or
+    absent), the logits at full resolution (B x N x H x W), and for QMVOS the refined queries
+    (B x N x C) and the QCIM attention weights (or None)."""
+
+    hidden: torch.Tensor | None
+    logits: torch.Tensor
+    queries: torch.Tensor | None = None
+    weights: dict | None = None
 
 
 class Decoder(nn.Module):
@@ -38,11 +51,11 @@ class Decoder(nn.Module):
             nn.init.zeros_(self.pred.bias)
 
     def decode(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor,
-               hidden: torch.Tensor | None, memory_readout: torch.Tensor):
+               hidden: torch.Tensor | None, readout: torch.Tensor):
         """Fusion and upsampling: returns g16, g8, g4 (B x N x C x H x W; 512, 256, 256 channels as released)."""
         if self.hidden_update is not None:
-            memory_readout = torch.cat([memory_readout, hidden], 2)  # B x N x (Cv+Ch) x H16 x W16
-        g16 = self.fuser(f16, memory_readout)  # B x N x C16 x H16 x W16
+            readout = torch.cat([readout, hidden], 2)  # B x N x (Cv+Ch) x H16 x W16
+        g16 = self.fuser(f16, readout)  # B x N x C16 x H16 x W16
         g8 = self.up_16_8(f8, g16)  # B x N x C8 x H8 x W8
         g4 = self.up_8_4(f4, g8)  # B x N x C4 x H4 x W4
         return g16, g8, g4
@@ -54,15 +67,16 @@ class Decoder(nn.Module):
         g4 = torch.cat([g4, logits4.unsqueeze(2)], 2)  # B x N x (C4 + 1) x H4 x W4
         return self.hidden_update([g16, g8, g4], hidden)
 
-    def forward(self, f16, f8, f4, hidden, memory_readout, h_out: bool = True):
-        """Returns the new sensory memory (or None) and the logits at full resolution (B x N x H x W)."""
-        batch_size, num_objects = memory_readout.shape[:2]
-        g16, g8, g4 = self.decode(f16, f8, f4, hidden, memory_readout)
+    def forward(self, f16, f8, f4, hidden, readout, *, update_hidden: bool = True) -> Decoded:
+        """readout: B x N x Cv x h x w; hidden: B x N x Ch x h x w (or None without sensory memory).
+        update_hidden: compute the new sensory memory (else `.hidden` is None)."""
+        batch_size, num_objects = readout.shape[:2]
+        g16, g8, g4 = self.decode(f16, f8, f4, hidden, readout)
         logits4 = self.pred(F.relu(g4.flatten(0, 1)))  # BN x 1 x H4 x W4
         logits4 = logits4.view(batch_size, num_objects, *logits4.shape[-2:])  # B x N x H4 x W4
-        hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if h_out else None
+        hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if update_hidden else None
         logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # B x N x H x W
-        return hidden, logits
+        return Decoded(hidden, logits)
 
 
 class QueryDecoder(Decoder):
@@ -82,14 +96,14 @@ class QueryDecoder(Decoder):
         # overwrite this.
         nn.init.zeros_(self.QCIM.norm3.weight)
 
-    def forward(self, f16, f8, f4, hidden, memory_readout, queries, object_valid=None, h_out=True,
-                image_content=None, need_weights=False):
-        """queries: B x N x C; object_valid: B x N; image_content: B x C x h x w (the "f16" source).
-
-        Returns (hidden, logits B x N x H x W, refined queries, attention weights or None).
+    def forward(self, f16, f8, f4, hidden, readout, *, queries: torch.Tensor,
+                object_valid: torch.Tensor | None = None, image_content: torch.Tensor | None = None,
+                update_hidden: bool = True, need_weights: bool = False) -> Decoded:
+        """As Decoder.forward, with queries: B x N x C; object_valid: B x N; image_content: B x C x h x w
+        (the "f16" source). Also returns the refined queries and the attention weights (or None).
         The logits are the queries used as dynamic filters on g4 (QMVOS Sec. 3.3, last paragraph).
         """
-        g16, g8, g4 = self.decode(f16, f8, f4, hidden, memory_readout)
+        g16, g8, g4 = self.decode(f16, f8, f4, hidden, readout)
         if self.qcim_source == "readout":
             content = serialise_readout(self.g16_proj(g16))  # B x (N h w) x C: M, as released (see its docstring)
             area = g16.shape[-2] * g16.shape[-1]
@@ -101,8 +115,8 @@ class QueryDecoder(Decoder):
         # QMVOS Sec. 3.3 (last paragraph): each refined query is a dynamic 1x1 filter on its
         # object's stride-4 decoder feature, logit_i = <q_i, g4_i>, in place of XMem's prediction conv
         logits4 = dynamic_filter_logits(queries, g4)  # B x N x H4 x W4
-        hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if h_out else None
+        hidden = self.update_hidden(g16, g8, g4, logits4, hidden) if update_hidden else None
         logits = F.interpolate(logits4, scale_factor=4, mode="bilinear", align_corners=False)  # B x N x H x W
         if weights is not None:
             weights["cross_grid"] = g16.shape[-2:] if self.qcim_source == "readout" else image_content.shape[-2:]
-        return hidden, logits, queries, weights
+        return Decoded(hidden, logits, queries, weights)

@@ -111,8 +111,8 @@ class XMem(nn.Module):
         selector: B x N, 1 for the objects a training clip has (the others get probability 0).
         update_hidden: compute the new sensory memory (False on frames whose update is skipped).
         """
-        hidden, logits = self.decoder(*features, hidden, readout, h_out=update_hidden)
-        return finish_segmentation(logits, hidden, selector)
+        decoded = self.decoder(*features, hidden, readout, update_hidden=update_hidden)
+        return finish_segmentation(decoded.logits, decoded.hidden, selector)
 
     def init_queries(self, features, masks: torch.Tensor, object_valid: torch.Tensor | None = None):
         """XMem has no object queries: None."""

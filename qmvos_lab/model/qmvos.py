@@ -125,10 +125,10 @@ class QMVOS(XMem):
             raise ValueError("QMVOS.segment needs the object queries (init_queries / propagate_queries)")
         f16, f8, f4 = features
         image_content = self.input_proj(f16) if self.config.qcim_source == "f16" else None
-        hidden, logits, refined, weights = self.decoder(f16, f8, f4, hidden, readout, queries, object_valid,
-                                                        update_hidden, image_content, need_weights)
-        attention = attention_maps(weights, readout.shape[1]) if need_weights else None
-        return finish_segmentation(logits, hidden, selector, attention, refined)
+        decoded = self.decoder(f16, f8, f4, hidden, readout, queries=queries, object_valid=object_valid,
+                               image_content=image_content, update_hidden=update_hidden, need_weights=need_weights)
+        attention = attention_maps(decoded.weights, readout.shape[1]) if need_weights else None
+        return finish_segmentation(decoded.logits, decoded.hidden, selector, attention, decoded.queries)
 
 
 def attention_maps(weights: dict, num_objects: int) -> dict:

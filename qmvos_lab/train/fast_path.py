@@ -36,6 +36,7 @@ from typing import Callable
 import torch
 
 from ..ablations import model_config
+from ..cache import cache_root
 from ..config import TrainConfig
 from ..machine import DECISIONS, describe_cpu, read_decisions, record_decision
 from ..model import build_network
@@ -170,8 +171,6 @@ def decision_key(config: TrainConfig, cpu: dict) -> str:
 
 def cache_path(cache: str | os.PathLike | None = None) -> Path:
     """The file of this machine's decisions, in the kit's cache root."""
-    from ..zoo import cache_root  # the kit's one cache root
-
     return cache_root(cache) / DECISIONS
 
 

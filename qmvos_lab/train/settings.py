@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import re
 import typing
 from pathlib import Path
@@ -126,14 +125,14 @@ def check_setting(name: str, value, raw: str | None = None) -> None:
         raise UserError(f"--set {name}={shown}: {name} must be {RANGES[name][1]}")
 
 
-def check_config(config: TrainConfig) -> None:
-    """Every setting of `config` in its range, and the settings that depend on each other."""
+def check_config(config: TrainConfig, world: int = 1) -> None:
+    """Every setting of `config` in its range, and the settings that depend on each other. `world`: the
+    number of training processes (torchrun's WORLD_SIZE, read by the command), which share each epoch."""
     for name in RANGES:
         check_setting(name, getattr(config, name))
     if config.start_warm > config.end_warm:
         raise UserError(f"start_warm={config.start_warm} is after end_warm={config.end_warm}; "
                         "the bootstrapped cross-entropy warms up from start_warm to end_warm")
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # processes under torchrun
     if config.samples_per_epoch < config.batch_size * world:
         raise UserError(f"samples_per_epoch={config.samples_per_epoch} is below batch_size={config.batch_size}"
                         f"{f' x {world} processes' if world > 1 else ''}: an epoch would hold no batch; "

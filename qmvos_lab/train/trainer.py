@@ -36,7 +36,7 @@ import torch.distributed as dist
 from ..ablations import model_config
 from ..atomic import atomic_path, empty_folder
 from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, save_checkpoint
-from ..config import TrainConfig
+from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
 from ..inference.fast import autocast_dtype
 from ..model import build_network
@@ -96,25 +96,45 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                  callback: Callable[[dict], None] | None = None, progress: bool = True,
-                 probe: Callable[[torch.nn.Module, int], dict] | None = None):
+                 probe: Callable[[torch.nn.Module, int], dict] | None = None, *,
+                 network: torch.nn.Module | ModelConfig | None = None):
         """probe: optional, called on rank 0 with (network, iteration) on each logged iteration; what
-        it returns joins that line of metrics.jsonl (e.g. `mechanism.MechanismProbe`). Off by default."""
+        it returns joins that line of metrics.jsonl (e.g. `mechanism.MechanismProbe`). Off by default.
+        network: the network to train, or the ModelConfig to build it from (from scratch only); None
+        builds the one `config` names (its ablation at its model size, initialised as `config.init`)."""
         self.run_dir, self.callback, self.progress, self.probe = Path(run_dir), callback, progress, probe
+        self.config = config
+        self._join_process_group()
+        self._seed_everything(config.seed * 1000 + self.rank)
+        self._prepare_network(network, resume)
+        self._prepare_optimisation()
+        self._prepare_data()
+        self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.log_window: dict[str, float] = {}  # sums of the step metrics since the last log line, "iterations"
+        self.stop_requested = False
+        self._open_run_folder(resume)
+
+    # ------------------------------------------------------------------------------ set-up
+    def _join_process_group(self) -> None:
+        """Under torchrun (WORLD_SIZE > 1, set by the launcher): join the process group (NCCL on GPUs,
+        gloo on CPUs) and take GPU LOCAL_RANK. Sets distributed, rank, world, local_rank and device."""
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        self.config = config
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        self._seed_everything(config.seed * 1000 + self.rank)
-        self.model = self._build_model().to(self.device)
+
+    def _prepare_network(self, network: torch.nn.Module | ModelConfig | None, resume: bool) -> None:
+        """The network (`self.network`) on the device in its memory layout, and the training pass around it
+        (`self.model`: TrainWrapper, under DDP when distributed). Resolves the config's fast path."""
+        self.model = self._build_model(network).to(self.device)
         # after the build, whose bad input (an --init or ImageNet file) is refused before any timing is
         # recorded; the timing leaves the random state as it was
-        self.config = config = self._resolve_fast_path(config, resume)
+        self.config = config = self._resolve_fast_path(self.config, resume)
         self.model.inference_size = config.inference_size  # saved with it: how it segments generated videos
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -125,8 +145,12 @@ class Trainer:
         self.model = TrainWrapper(self.network, PassConfig(config.num_ref_frames, config.deep_update_prob))
         if self.distributed:
             self.model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[local_rank] if self.device.type == "cuda" else None,
+                self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
                 broadcast_buffers=False, find_unused_parameters=True)  # the deep update is random
+
+    def _prepare_optimisation(self) -> None:
+        """AdamW, the lr schedule, and autocast with its gradient scaler."""
+        config = self.config
         # the fused AdamW kernel on GPUs (one launch for all parameters); the CPU keeps the default
         # implementation, whose arithmetic the CPU recipes and their cached networks were made with
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
@@ -136,13 +160,19 @@ class Trainer:
         # amp: bf16 autocast where supported (GPUs with bf16, and CPUs), fp16 with a gradient scaler otherwise
         self.amp_dtype = autocast_dtype(self.device) if config.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    def _prepare_data(self) -> None:
+        """The training clips, their per-epoch sampler and the generator of memory picks and deep updates."""
+        config = self.config
         self.dataset = build_dataset(config)
         self.sampler = EpochSampler(len(self.dataset), config.seed, config.batch_size, config.iterations,
                                     self.rank, self.world)
         self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)  # memory picks, deep updates
-        self.iteration, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.log_window: dict[str, float] = {}  # sums of the step metrics since the last log line, "iterations"
-        self.stop_requested = False
+
+    def _open_run_folder(self, resume: bool) -> None:
+        """A fresh run empties its folder and writes config.json; a resumed one loads checkpoint.pth.
+        Opens TensorBoard when asked (rank 0 only)."""
+        config = self.config
         if not resume and self.rank == 0:  # a fresh run: an old run's files go first, never mixed with the new
             empty_folder(self.run_dir)
         self.tensorboard = None
@@ -161,7 +191,6 @@ class Trainer:
                                           indent=2) + "\n")
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
-    # ------------------------------------------------------------------------------ set-up
     def _resolve_fast_path(self, config: TrainConfig, resume: bool) -> TrainConfig:
         """amp / channels_last left to "auto": a resumed run keeps what it was started with (its
         config.json, else its checkpoint's settings), a new one times them on this machine
@@ -202,8 +231,17 @@ class Trainer:
         np.random.seed(seed % 2 ** 32)
         random.seed(seed)
 
-    def _build_model(self):
+    def _build_model(self, network: torch.nn.Module | ModelConfig | None = None):
+        """The network to train: `network` as given, built from a given ModelConfig (from scratch), else
+        the config's ablation at its model size, from scratch, ImageNet or a checkpoint (`init`)."""
         c = self.config
+        if isinstance(network, ModelConfig):
+            if c.init != "scratch":
+                raise UserError(f"{c.name}: a network with its own ModelConfig trains from scratch only, "
+                                f"not init={c.init!r}; drop the init setting")
+            return build_network(network)
+        if network is not None:
+            return network
         if c.init in ("scratch", "imagenet"):
             model = build_network(model_config(c.ablation, c.model_size))
             if c.init == "imagenet":

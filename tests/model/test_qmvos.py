@@ -88,7 +88,7 @@ def test_logits_are_queries_dotted_with_g4(qmvos):
     queries = qmvos.init_queries((f16, f8, f4), masks)
     readout, hidden = torch.randn(1, 2, 512, 4, 6), torch.randn(1, 2, 64, 4, 6)
     with torch.no_grad():
-        _, logits, refined, weights = qmvos.decoder(f16, f8, f4, hidden, readout, queries, need_weights=True)
+        _, logits, refined, weights = qmvos.decoder(f16, f8, f4, hidden, readout, queries=queries, need_weights=True)
         _, _, g4 = qmvos.decoder.decode(f16, f8, f4, hidden, readout)
         expected = torch.nn.functional.interpolate((refined[:, :, :, None, None] * g4).sum(2), scale_factor=4,
                                                    mode="bilinear", align_corners=False)

@@ -36,6 +36,23 @@ def test_epoch_sampler_positions_and_progress():
     assert [i for i, _ in items] == sampler.indices()[2:]
 
 
+def test_a_given_network_or_model_config(tmp_path):
+    """`network=`: a module is trained as given; a ModelConfig is built (from scratch only), as the
+    zoo does for the ablation runner's custom variants."""
+    import dataclasses
+
+    from qmvos_lab.ablations import model_config
+    from qmvos_lab.model import build_network
+
+    config = preset("cpu-tiny", ablation="qmvos", **TINY, amp=False, channels_last=False)
+    network = build_network(model_config("qmvos", "small"))
+    assert Trainer(config, tmp_path / "a", progress=False, network=network).network is network
+    custom = dataclasses.replace(model_config("qmvos", "small"), hidden_dim=0)
+    assert Trainer(config, tmp_path / "b", progress=False, network=custom).network.config == custom
+    with pytest.raises(UserError, match="a network with its own ModelConfig trains from scratch only"):
+        Trainer(dataclasses.replace(config, init="imagenet"), tmp_path / "c", progress=False, network=custom)
+
+
 @pytest.mark.parametrize("ablation", ["xmem", "qmvos"])
 def test_same_seed_same_losses(tmp_path, ablation):
     first = Trainer(preset("cpu-tiny", ablation=ablation, **TINY), tmp_path / "a", progress=False).train()
