@@ -28,7 +28,7 @@ from . import zoo
 from .data.synthetic import split_videos, write_split
 from .machine import cpu_line
 from .train.fast_path import FastPath, step_seconds
-from .train.trainer import read_metrics
+from .train.run_files import read_metrics
 from .eval.videos import copy_first_mask, jf_mean, jf_table, segment_videos
 from .viz.attention import attention_figure
 from .viz.overlay import labelled_panels, overlay, write_video

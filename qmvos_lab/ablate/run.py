@@ -68,7 +68,7 @@ def read_result(spec: RunSpec) -> RunResult | None:
 
 def _final_loss(folder: Path) -> float:
     """The mean training loss over the last tenth of the run's metrics log (NaN without one)."""
-    from ..train.trainer import read_metrics
+    from ..train.run_files import read_metrics
 
     records = [r["loss"] for r in read_metrics(folder) if "loss" in r]
     tail = records[-max(1, len(records) // 10):] if records else []  # the last tenth of the log

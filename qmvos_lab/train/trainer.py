@@ -45,45 +45,11 @@ from .clip_pass import PassConfig, TrainWrapper
 from .data import build_dataset
 from .fast_path import resolve_fast_path
 from .losses import clip_loss
+from .run_files import _numpy_state_from_tensors, _numpy_state_to_tensors, read_metrics, read_training_checkpoint
+from .sampler import EpochSampler
 from .schedule import build_scheduler
 
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Items of one epoch: a permutation fixed by (seed, epoch), split across ranks, from `start`.
-
-    Each item comes as (index, progress): the training progress of the iteration that will use it,
-    so that the data curriculum does not depend on how far workers prefetch.
-    """
-
-    def __init__(self, length: int, seed: int, batch_size: int, iterations: int, rank: int = 0, world: int = 1):
-        self.length, self.seed, self.rank, self.world = length, seed, rank, world
-        self.batch_size, self.iterations = batch_size, iterations
-        self.epoch, self.start, self.first_iteration = 0, 0, 0
-
-    def set_position(self, epoch: int, start: int, first_iteration: int) -> None:
-        self.epoch, self.start, self.first_iteration = epoch, start, first_iteration
-
-    def indices(self) -> list[int]:
-        order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        return order[self.rank::self.world].tolist()
-
-    def __iter__(self):
-        for k, index in enumerate(self.indices()[self.start:]):
-            yield index, (self.first_iteration + k // self.batch_size) / self.iterations
-
-    def __len__(self) -> int:
-        return len(self.indices()) - self.start
-
-
-def _numpy_state_to_tensors(state) -> dict:
-    """numpy's RNG state as tensors and numbers, so that checkpoints load with weights_only=True."""
-    name, keys, pos, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
-
-
-def _numpy_state_from_tensors(state: dict):
-    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+__all__ = ["EpochSampler", "Trainer", "freeze_batchnorm", "read_metrics", "read_training_checkpoint"]
 
 
 def freeze_batchnorm(model: torch.nn.Module) -> None:
@@ -441,33 +407,3 @@ class Trainer:
                     self.tensorboard.add_scalar(f"train/{key}", value, record["iteration"])
         if self.callback is not None:
             self.callback(record)
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
-def read_training_checkpoint(path: Path, network) -> dict:
-    """A run's checkpoint.pth for resuming, with one-line UserErrors for a truncated or foreign file
-    and for a network other than `network` (loaded with weights_only=True: no code can run)."""
-    restart = "restart the run with --overwrite"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - whatever the loader raises, this file cannot be resumed from
-        raise UserError(f"cannot resume from {path}: the file is truncated or not a PyTorch checkpoint "
-                        f"({type(error).__name__}); {restart}") from None
-    needed = ("network", "optimizer", "scheduler", "scaler", "iteration", "epoch", "batch_in_epoch", "rng")
-    if not isinstance(state, dict) or any(key not in state for key in needed):
-        raise UserError(f"cannot resume from {path}: it is not a training checkpoint (a final.pth or a released "
-                        f"network holds weights only); {restart}")
-    try:
-        saved = type(network.config).from_dict(state.get("config") or {})
-    except (TypeError, ValueError):
-        saved = None
-    if saved != network.config:
-        trained = state.get("train_config") or {}
-        was = f"{trained.get('ablation', '?')} ({trained.get('model_size', '?')} size)"
-        raise UserError(f"cannot resume from {path}: it holds a {was} network, not the one this command builds; "
-                        f"resume with the run's --ablation/--model and settings, or {restart}")
-    return state

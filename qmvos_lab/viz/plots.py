@@ -104,7 +104,7 @@ def loss_curves(records_or_run_dir: Sequence[dict] | str | os.PathLike,
     """Loss terms against the iteration, from `metrics.jsonl` records or a run folder."""
     records = records_or_run_dir
     if isinstance(records, (str, os.PathLike)):
-        from ..train.trainer import read_metrics  # lazy: plotting does not need the training stack
+        from ..train.run_files import read_metrics  # lazy: plotting does not need the training stack
 
         records = read_metrics(records_or_run_dir)
         if not records:

@@ -71,9 +71,9 @@ def test_two_workers_give_the_same_items_as_direct_indexing(clips):
 
 
 def test_the_epoch_sampler_splits_items_by_rank_and_resumes_mid_epoch():
-    """The kit's sampler (trainer.EpochSampler): one permutation per (seed, epoch), split across ranks
+    """The kit's sampler (train.sampler.EpochSampler): one permutation per (seed, epoch), split across ranks
     without overlap, each item paired with the progress of the iteration that uses it."""
-    from qmvos_lab.train.trainer import EpochSampler
+    from qmvos_lab.train.sampler import EpochSampler
 
     for world in (2, 3):
         samplers = [EpochSampler(10, seed=4, batch_size=2, iterations=30, rank=r, world=world) for r in range(world)]
@@ -101,7 +101,7 @@ class SkipReporting(GeneratedSource):
 
 def test_curriculum_progress_reaches_workers_through_the_sampler():
     """Workers prefetch ahead, so the progress comes with each item from the sampler, not from state."""
-    from qmvos_lab.train.trainer import EpochSampler
+    from qmvos_lab.train.sampler import EpochSampler
 
     data = VOSClips(SkipReporting(SyntheticConfig(length=12, num_objects=2), num_videos=3),
                     ClipConfig(num_frames=3, crop_size=32, min_object_pixels=4), samples=8, seed=0)
