@@ -46,13 +46,16 @@ def autocast(device: torch.device | str, enabled: bool):
     return torch.autocast(device.type, dtype=autocast_dtype(device))
 
 
-def prepare_network(network: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
-    """Apply the layout and compilation switches to `network` in place, and return it."""
+def prepare_network(network: nn.Module, channels_last: bool = False, compile: bool = False,
+                    dynamic: bool | None = False) -> nn.Module:
+    """Apply the layout and compilation switches to `network` in place, and return it. Compiled in
+    place (parts, once), so that state-dict keys stay those of the released networks; `dynamic` is
+    torch.compile's (inference: fixed shapes; training passes None, PyTorch's automatic choice)."""
     if channels_last:
         network.to(memory_format=torch.channels_last)
     if compile and not getattr(network, "_qmvos_lab_compiled", False):
         for part in (network.key_encoder, network.value_encoder, network.decoder):
-            part.compile(dynamic=False)
+            part.compile(dynamic=dynamic)
         network._qmvos_lab_compiled = True
     return network
 

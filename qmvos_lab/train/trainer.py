@@ -38,7 +38,7 @@ from ..atomic import atomic_path, empty_folder
 from ..checkpoints import init_from_imagenet, load_checkpoint, qmvos_from_xmem, save_checkpoint
 from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
-from ..inference.fast import autocast_dtype
+from ..inference.fast import autocast_dtype, prepare_network
 from ..model import build_network
 from ..resources import peak_memory_mib
 from .clip_pass import PassConfig, TrainWrapper
@@ -102,11 +102,7 @@ class Trainer:
         # recorded; the timing leaves the random state as it was
         self.config = config = self._resolve_fast_path(self.config, resume)
         self.model.inference_size = config.inference_size  # saved with it: how it segments generated videos
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if config.compile:  # in place, so that state-dict keys stay those of the released networks
-            for part in (self.model.key_encoder, self.model.value_encoder, self.model.decoder):
-                part.compile()
+        prepare_network(self.model, config.channels_last, config.compile, dynamic=None)  # as inference does
         self.network = self.model
         self.model = TrainWrapper(self.network, PassConfig(config.num_ref_frames, config.deep_update_prob))
         if self.distributed:
