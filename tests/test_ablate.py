@@ -329,3 +329,23 @@ def test_runs_are_scored_at_their_recipes_inference_size_on_generated_splits_onl
     assert ablate.eval_set_from("synthetic-hard", inference={"size": 96}).inference_config(network).size == 96
     davis = ablate.eval_set_from("davis2017:/nowhere")  # real frames keep their size
     assert davis.inference_config(network).size == -1
+
+
+def test_the_estimate_names_the_runs_and_the_time_expected_on_this_cpu(cache):
+    from qmvos_lab.machine import describe_cpu, record_decision
+    from qmvos_lab.train.fast_path import decision_key
+
+    settings = {**TINY, "iterations": 600}
+    specs = ablate.plan(["xmem", "qmvos"], [0, 1], "cpu-tiny", ablate.eval_set_from(videos=1), settings, smoke=False)
+    record_decision(specs[0].cache, decision_key(specs[0].train, describe_cpu()),
+                    {"amp": False, "channels_last": False, "reason": "a test", "median_s": {"fp32": 0.5}})
+    stored_result(specs[0])  # finished: not in the plan's todo; the others train
+    finished = run.RunResult("xmem-small", [], {"eval_time_s": 30.0})
+    line = runner.estimate(specs[1:], [finished])
+    # 3 runs x 600 iterations x 0.5 s x WHOLE_RUN_FACTOR 0.8 = 12 min; evaluation 3 x 30 s = 1.5 min
+    assert line == ("ablation estimate: 3 run(s) to train (~12 min from this CPU's timed iteration); 0 to evaluate "
+                    "only; evaluation ~2 min; about 14 min in all, in one process")
+    specs[1].entry.folder.mkdir(parents=True)
+    specs[1].entry.checkpoint.write_bytes(b"x")  # trained, not yet evaluated
+    assert runner.estimate(specs[1:]).startswith("ablation estimate: 2 run(s) to train (~8 min")
+    assert runner.estimate(specs[1:]).endswith("1 to evaluate only; evaluation time unknown")

@@ -14,7 +14,7 @@ def run_cli(*args, timeout=300):
                           timeout=timeout)
 
 
-SUBCOMMANDS = ["demo", "info", "segment", "train", "ablate", "data", "evaluate", "package-youtube"]
+SUBCOMMANDS = ["demo", "info", "segment", "train", "ablate", "dose-response", "data", "evaluate", "package-youtube"]
 
 
 def test_help_lists_the_subcommands(capsys):

@@ -63,6 +63,8 @@ def run_ablations(variants=("xmem", "qmvos"), seeds=(0, 1, 2), preset: str = zoo
             todo.append(spec)
     from tqdm.auto import tqdm
 
+    if progress and todo:
+        print(estimate(todo, [results[i] for i in sorted(results)]), flush=True)
     bar = tqdm(total=len(specs), initial=len(results), desc="ablation runs", unit="run", disable=not progress)
     try:
         if executor is not None:
@@ -88,3 +90,42 @@ def tidy(specs: Sequence[RunSpec], results: Sequence[RunResult]) -> pd.DataFrame
     columns = ["variant", "seed", "video", "objects", "J", "F", "J&F", "copy_J&F", *RUN_COLUMNS]
     table = pd.DataFrame(rows)
     return table[[c for c in columns if c in table] + [c for c in table if c not in columns]]
+
+
+WHOLE_RUN_FACTOR = 0.8  # a whole run's iteration / the decision's timed one (0.78-0.86 measured, fast_path.py)
+
+
+def estimate(todo: Sequence[RunSpec], finished: Sequence[RunResult] = ()) -> str:
+    """One line printed before the runs start: how many runs train or only evaluate, and the time
+    expected on this machine: training from the CPU's timed iteration in the fast-path decisions
+    file (never timed here), evaluation from the finished runs' `eval_time_s`; what is not known is
+    said so (the progress bar's rate then tells)."""
+    import math
+
+    from ..machine import describe_cpu, read_decisions
+    from ..train.fast_path import decision_key
+
+    to_train = [s for s in todo if not s.entry.checkpoint.is_file()]  # the others only evaluate
+    evaluate_only = len(todo) - len(to_train)
+    train_s, unknown = 0.0, 0
+    cpu = describe_cpu()
+    for spec in to_train:
+        record = read_decisions(spec.cache).get(decision_key(spec.train, cpu)) or {}
+        chosen = record.get("median_s", {})
+        label = "bf16" * bool(record.get("amp")) or "fp32"
+        label += " + channels-last" if record.get("channels_last") else ""
+        if label in chosen:
+            train_s += spec.train.iterations * chosen[label] * WHOLE_RUN_FACTOR
+        else:
+            unknown += 1
+    eval_times = [r.info.get("eval_time_s", math.nan) for r in finished]
+    eval_times = [t for t in eval_times if isinstance(t, (int, float)) and not math.isnan(t)]
+    eval_s = len(todo) * float(sum(eval_times) / len(eval_times)) if eval_times else math.nan
+    parts = [f"{len(to_train)} run(s) to train"
+             + (f" (~{train_s / 60:.0f} min from this CPU's timed iteration)" if to_train and not unknown else
+                f" ({unknown} without a timed iteration on this CPU: see the progress bar)" if unknown else ""),
+             f"{evaluate_only} to evaluate only",
+             f"evaluation ~{eval_s / 60:.0f} min" if not math.isnan(eval_s) else "evaluation time unknown"]
+    if to_train and not unknown and not math.isnan(eval_s):
+        parts.append(f"about {(train_s + eval_s) / 60:.0f} min in all, in one process")
+    return "ablation estimate: " + "; ".join(parts)

@@ -242,3 +242,44 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     print(f"\n{runs.attrs.get('reused', 0)} of {runs.groupby(['variant', 'seed']).ngroups} runs reused; "
           f"wall time {time.perf_counter() - tic:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _numbers(text: str, option: str, kind=float) -> list:
+    """A comma-separated list of numbers, or one clear line naming the option."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected comma-separated numbers, e.g. "
+                        f"{'0,0.5,0.8' if kind is float else '1,2,4'}") from None
+    if not values:
+        raise UserError(f"{option}: give at least one value")
+    return values
+
+
+def cmd_dose_response(args: argparse.Namespace) -> int:
+    import time
+
+    from .. import ablate
+    from ..ablate import dose
+    from ..atomic import check_writable
+    from ..ablate.report import write_csv
+    from ..viz.save import save_figure
+
+    _check_training_device(args)
+    check_writable(args.output, "--output")
+    ablate.variants_from([args.reference, args.variant])  # unknown names fail before anything is made
+    ablate.seeds_from(args.seeds)
+    cells = dose.cells(_numbers(args.similarities, "--similarities"), _numbers(args.counts, "--counts", int),
+                       args.videos, args.length)  # bad levels fail here too
+    tic = time.perf_counter()
+    runs = dose.run_dose_response(args.variant, args.reference, args.seeds, args.preset,
+                                  similarities=[c.level for c in cells if c.axis == "similarity"],
+                                  counts=[int(c.level) for c in cells if c.axis == "objects"], videos=args.videos,
+                                  length=args.length, jobs=args.jobs, cache=args.cache, progress=not args.quiet)
+    table = dose.gaps(runs, args.variant, args.reference)
+    output = Path(args.output)
+    written = [write_csv(runs, output / "dose_runs.csv"), write_csv(table, output / "dose_gaps.csv"),
+               save_figure(dose.gap_figure(table, args.variant, args.reference), output / "dose_response.png")]
+    print(dose.format_gaps(table, args.variant, args.reference))
+    print(f"\nwall time {time.perf_counter() - tic:.0f} s; wrote {', '.join(str(p) for p in written)}")
+    return 0
