@@ -1,4 +1,5 @@
-"""The ablations of QMVOS Table 3, by name: each is a set of ModelConfig switches."""
+"""The ablations of QMVOS Table 3, by name: each is a set of ModelConfig switches (and one variant
+beyond the paper, qcim-identity, labelled so)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ ABLATIONS = {
     "no-interaction": {"queries": True, "sim_interaction": False},  # Table 3c
     "qcim-f16": {"queries": True, "qcim_source": "f16"},  # Table 3d
     "first-frame-queries": {"queries": True, "query_propagation": "first"},  # Table 3e
+    # beyond the paper (issue 26's remedy): object-identity codes on the QCIM's queries and keys
+    "qcim-identity": {"queries": True, "qcim_identity": True},
 }
 
 

@@ -42,6 +42,11 @@ class ModelConfig:
         with the stride-4 decoder feature, so it equals decoder_dims[2] when queries are on.
     backbone:   the key encoder, "resnet50" (released) or "resnet18" (the "small" size).
     decoder_dims: channels of the decoder's g16, g8 and g4 (512, 256, 256 as released).
+    qcim_identity: BEYOND THE PAPER (off by default; issue 26's remedy): a learnt identity code per
+        object slot added to the query and to that object's serialised readout positions in the
+        QCIM's cross-attention only (as DETR adds positional encodings to queries and keys; the
+        values stay the readout), so a query can tell its own object's readout from the others'.
+        Needs queries with qcim_source "readout"; off, it adds no weights and no config key.
     """
 
     key_dim: int = 64
@@ -56,6 +61,7 @@ class ModelConfig:
     query_dim: int = 256
     backbone: str = "resnet50"
     decoder_dims: tuple[int, int, int] = (512, 256, 256)
+    qcim_identity: bool = False  # beyond the paper (see above)
 
     def __post_init__(self):
         for name in ("key_dim", "value_dim", "query_dim"):
@@ -80,6 +86,9 @@ class ModelConfig:
         if len(self.decoder_dims) != 3 or min(self.decoder_dims) <= 0 or any(d % 16 for d in self.decoder_dims):
             raise ValueError(f"ModelConfig.decoder_dims must be three positive multiples of 16 (g16, g8, g4), "
                              f"got {self.decoder_dims}")
+        if self.qcim_identity and not (self.queries and self.qcim_source == "readout"):
+            raise ValueError("ModelConfig.qcim_identity needs queries=True and qcim_source='readout' (it marks "
+                             "each object's positions of the serialised readout)")
         if self.queries and self.query_dim != self.decoder_dims[2]:
             raise ValueError(f"ModelConfig.query_dim ({self.query_dim}) must equal decoder_dims[2] "
                              f"({self.decoder_dims[2]}): the queries filter the stride-4 decoder feature")
@@ -106,6 +115,8 @@ class ModelConfig:
         values = dataclasses.asdict(self)
         values["sim_scales"] = list(self.sim_scales)
         values["decoder_dims"] = list(self.decoder_dims)
+        if not self.qcim_identity:  # beyond the paper: absent when off, so configs and cache keys stay as they were
+            del values["qcim_identity"]
         return values
 
     @classmethod

@@ -68,7 +68,7 @@ def inspect_state_dict(state: dict, source: str = "<state dict>",
     if config.queries:
         default = ModelConfig(queries=True)
         switches = [f"{k}={v}" for k, v in config.to_dict().items()
-                    if k in ("sim_scales", "sim_interaction", "qcim_source", "query_propagation")
+                    if k in ("sim_scales", "sim_interaction", "qcim_source", "query_propagation", "qcim_identity")
                     and getattr(config, k) != getattr(default, k)]
         variant = f"qmvos ({', '.join(switches)})" if switches else "qmvos"
     else:
@@ -99,4 +99,5 @@ def _qmvos_config_from_keys(state: dict, dims: dict) -> ModelConfig:
         scales = ("f16",)
     return ModelConfig(**dims, queries=True, sim_scales=scales,
                        sim_interaction="query_SelfAtt_FFN.norm1.weight" in state,
-                       qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16")
+                       qcim_source="readout" if "decoder.g16_proj.weight" in state else "f16",
+                       qcim_identity="decoder.object_identity.codes" in state)  # beyond the paper

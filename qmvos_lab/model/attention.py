@@ -14,12 +14,14 @@ import torch.nn.functional as F
 
 
 def attend(attention: nn.MultiheadAttention, queries: torch.Tensor, keys: torch.Tensor,
-           key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
-    """queries: B x L x C attend to keys (= values): B x S x C; key_padding_mask: B x S (True = ignore).
+           key_padding_mask: torch.Tensor | None = None, need_weights: bool = False,
+           values: torch.Tensor | None = None):
+    """queries: B x L x C attend to keys: B x S x C (the values too, unless `values` is given:
+    B x S x C); key_padding_mask: B x S (True = ignore).
 
     Returns B x L x C and, when asked, the per-head weights B x heads x L x S (else None).
     """
-    out, weights = attention(queries, keys, keys, key_padding_mask=key_padding_mask,
+    out, weights = attention(queries, keys, keys if values is None else values, key_padding_mask=key_padding_mask,
                              need_weights=need_weights, average_attn_weights=False)
     return out, weights
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .blocks import FeatureFusionBlock, GConv2D, SensoryUpdater, UpsampleBlock
-from .qcim import QueryContentInteraction, dynamic_filter_logits, serialise_readout
+from .qcim import ObjectIdentity, QueryContentInteraction, dynamic_filter_logits, serialise_readout
 
 
 class Decoded(NamedTuple):
@@ -84,11 +84,13 @@ class QueryDecoder(Decoder):
 
     def __init__(self, value_dim: int, hidden_dim: int, query_dim: int, qcim_source: str,
                  feature_dims: tuple[int, int, int] = (1024, 512, 256),
-                 decoder_dims: tuple[int, int, int] = (512, 256, 256)):
+                 decoder_dims: tuple[int, int, int] = (512, 256, 256), qcim_identity: bool = False):
         super().__init__(value_dim, hidden_dim, feature_dims, decoder_dims, with_prediction=False)
         self.qcim_source = qcim_source
         if qcim_source == "readout":
             self.g16_proj = GConv2D(decoder_dims[0], query_dim, kernel_size=1)
+        if qcim_identity:  # beyond the paper (ModelConfig.qcim_identity); absent as released
+            self.object_identity = ObjectIdentity(query_dim)
         self.QCIM = QueryContentInteraction(query_dim, ffn_dim=4 * query_dim)
         # the refined queries end in a LayerNorm, so <q, g4> of fresh layers has a standard deviation
         # of about sqrt(C) |g4| and the sigmoid saturates: fresh networks (from scratch, or the new
@@ -111,7 +113,8 @@ class QueryDecoder(Decoder):
         else:
             content = image_content.flatten(2).transpose(1, 2)  # B x hw x C
             content_valid = None
-        queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights)
+        identity = self.object_identity(queries.shape[1], area) if hasattr(self, "object_identity") else None
+        queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights, identity)
         # QMVOS Sec. 3.3 (last paragraph): each refined query is a dynamic 1x1 filter on its
         # object's stride-4 decoder feature, logit_i = <q_i, g4_i>, in place of XMem's prediction conv
         logits4 = dynamic_filter_logits(queries, g4)  # B x N x H4 x W4

@@ -31,7 +31,8 @@ def self_attention(attention: nn.MultiheadAttention, queries: torch.Tensor, obje
 
 
 def cross_attention(attention: nn.MultiheadAttention, queries: torch.Tensor, memory: torch.Tensor,
-                    content_valid: torch.Tensor | None = None, need_weights: bool = False):
+                    content_valid: torch.Tensor | None = None, need_weights: bool = False,
+                    identity: tuple[torch.Tensor, torch.Tensor] | None = None):
     """The QCIM's cross-attention between the queries X' and the serialised readout M (QMVOS Eq. 4),
     as printed:
 
@@ -46,9 +47,15 @@ def cross_attention(attention: nn.MultiheadAttention, queries: torch.Tensor, mem
     objects are masked out (`content_valid`).
 
     queries: B x N x C; memory: B x S x C (S = N*H*W for the readout); content_valid: B x S.
+    identity (BEYOND THE PAPER, `ModelConfig.qcim_identity`): codes added to the queries (1 x N x C)
+    and to the keys (1 x S x C) only, the values staying M, as DETR adds positional encodings.
     Returns B x N x C and the weights B x heads x N x S (or None).
     """
-    return attend(attention, queries, memory, padding_mask(content_valid), need_weights)
+    if identity is None:
+        return attend(attention, queries, memory, padding_mask(content_valid), need_weights)
+    query_code, key_code = identity
+    return attend(attention, queries + query_code, memory + key_code, padding_mask(content_valid), need_weights,
+                  values=memory)
 
 
 class QueryContentInteraction(nn.Module):
@@ -74,9 +81,11 @@ class QueryContentInteraction(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, queries: torch.Tensor, content: torch.Tensor, object_valid: torch.Tensor | None = None,
-                content_valid: torch.Tensor | None = None, need_weights: bool = False):
+                content_valid: torch.Tensor | None = None, need_weights: bool = False,
+                identity: tuple[torch.Tensor, torch.Tensor] | None = None):
         """queries: B x N x C; content: B x S x C (the serialised readout M, S = N*H*W);
-        object_valid: B x N and content_valid: B x S (False = padding).
+        object_valid: B x N and content_valid: B x S (False = padding); identity: the codes of
+        `ObjectIdentity` (beyond the paper; None as released).
 
         Returns the queries and a dict of weights ("self": B x heads x N x N,
         "cross": B x heads x N x S) when `need_weights`, else None.
@@ -85,13 +94,33 @@ class QueryContentInteraction(nn.Module):
         attended, self_weights = self_attention(self.self_attn, queries, object_valid, need_weights)
         queries = residual_norm(queries, attended, self.norm2, self.dropout, self.training)
         # X'' = LN(CA(X', M) + X') (QMVOS Eq. 4): each query attends to the serialised readout of every object
-        attended, cross_weights = cross_attention(self.cross_attn, queries, content, content_valid, need_weights)
+        attended, cross_weights = cross_attention(self.cross_attn, queries, content, content_valid, need_weights,
+                                                  identity)
         queries = residual_norm(queries, attended, self.norm1, self.dropout, self.training)
         # X_qcim = LN(FFN(X'') + X'')
         ffn = feed_forward(queries, self.linear1, self.linear2, self.dropout, self.training)
         queries = residual_norm(queries, ffn, self.norm3, self.dropout, self.training)
         weights = {"self": self_weights, "cross": cross_weights} if need_weights else None
         return queries, weights
+
+
+class ObjectIdentity(nn.Module):
+    """BEYOND THE PAPER (`ModelConfig.qcim_identity`, issue 26's remedy): one learnt code per object
+    slot, added to that object's query and to every position of that object's serialised readout in
+    the QCIM's cross-attention (queries and keys only). As released, nothing in M says which object a
+    position belongs to, so a query can prefer its own object's readout only through its content;
+    with these codes the attention logit gains a term e_n W_q^T W_k e_m that can favour m = n.
+    Slots beyond `slots` reuse the codes cyclically (slot n has code n mod slots)."""
+
+    def __init__(self, dim: int = 256, slots: int = 16):
+        super().__init__()
+        self.codes = nn.Parameter(torch.randn(slots, dim))  # unit-variance entries: as large as a LayerNormed query
+
+    def forward(self, objects: int, area: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query codes 1 x N x C and the key codes 1 x (N*area) x C (object-major, as M)."""
+        index = torch.arange(objects, device=self.codes.device) % self.codes.shape[0]
+        codes = self.codes[index]  # N x C
+        return codes[None], codes.repeat_interleave(area, dim=0)[None]  # 1 x N x C, 1 x NHW x C
 
 
 def serialise_readout(g16: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,8 @@ class QMVOS(XMem):
             self.f4_fuse = DownsampleFuse(f4_dim, dim)
         if c.sim_interaction:
             self.query_SelfAtt_FFN = QueryInteraction(dim, ffn_dim=4 * dim)
-        self.decoder = QueryDecoder(c.value_dim, c.hidden_dim, dim, c.qcim_source, c.feature_dims, c.decoder_dims)
+        self.decoder = QueryDecoder(c.value_dim, c.hidden_dim, dim, c.qcim_source, c.feature_dims, c.decoder_dims,
+                                    c.qcim_identity)
 
     uses_queries = True
 
