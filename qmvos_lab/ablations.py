@@ -18,6 +18,8 @@ ABLATIONS = {
     "qcim-identity": {"queries": True, "qcim_identity": True},
 }
 
+BEYOND_THE_PAPER = ("qcim-identity",)  # variants of ABLATIONS that QMVOS Table 3 does not have
+
 
 def model_config(name: str, size: str = "base", **dims) -> ModelConfig:
     """The ModelConfig of a named ablation at a named size (MODEL_SIZES), with `dims` on top."""

@@ -90,7 +90,7 @@ def training_config(name: str, preset_name: str = DEFAULT_PRESET, seed: int = 0,
 _SAID: set[str] = set()
 
 
-def _say_once(line: str) -> None:
+def say_once(line: str) -> None:
     """Print `line` the first time this process is told it (a plan of 24 runs names its fast path once)."""
     if line not in _SAID:
         _SAID.add(line)
@@ -104,7 +104,7 @@ def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
     trains a network that no name of ABLATIONS describes (the ablation runner's custom variants).
     The config's fast path left to "auto" is resolved first (measured once per machine,
     train/fast_path.py), so that the key holds the precision the network is trained in."""
-    config = resolve_fast_path(config, cache, log=_say_once)
+    config = resolve_fast_path(config, cache, log=say_once)
     named = model_config(config.ablation, config.model_size)
     model = None if model is None or model == named else model
     train = {k: v for k, v in config.to_dict().items() if k not in ("name", "workers", "tensorboard")}

@@ -100,22 +100,22 @@ def estimate(todo: Sequence[RunSpec], finished: Sequence[RunResult] = ()) -> str
     expected on this machine: training from the CPU's timed iteration in the fast-path decisions
     file (never timed here), evaluation from the finished runs' `eval_time_s`; what is not known is
     said so (the progress bar's rate then tells)."""
+    import dataclasses
     import math
 
     from ..machine import describe_cpu, read_decisions
-    from ..train.fast_path import decision_key
+    from ..train.fast_path import FastPath, decision_key
 
     to_train = [s for s in todo if not s.entry.checkpoint.is_file()]  # the others only evaluate
     evaluate_only = len(todo) - len(to_train)
     train_s, unknown = 0.0, 0
     cpu = describe_cpu()
     for spec in to_train:
-        record = read_decisions(spec.cache).get(decision_key(spec.train, cpu)) or {}
-        chosen = record.get("median_s", {})
-        label = "bf16" * bool(record.get("amp")) or "fp32"
-        label += " + channels-last" if record.get("channels_last") else ""
-        if label in chosen:
-            train_s += spec.train.iterations * chosen[label] * WHOLE_RUN_FACTOR
+        auto = dataclasses.replace(spec.train, amp=None, channels_last=None)  # the key "auto" was timed under
+        timed = (read_decisions(spec.cache).get(decision_key(auto, cpu)) or {}).get("median_s", {})
+        label = FastPath(bool(spec.train.amp), bool(spec.train.channels_last)).label  # what the run trains in
+        if label in timed:
+            train_s += spec.train.iterations * timed[label] * WHOLE_RUN_FACTOR
         else:
             unknown += 1
     eval_times = [r.info.get("eval_time_s", math.nan) for r in finished]

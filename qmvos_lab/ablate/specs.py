@@ -16,6 +16,7 @@ from ..ablations import ABLATIONS
 from ..config import ModelConfig, TrainConfig
 from ..errors import UserError
 from ..train.data import check_data
+from ..train.fast_path import resolve_fast_path
 from ..train.settings import check_config
 from .eval_set import EvalSet
 
@@ -176,6 +177,9 @@ def plan(variants, seeds, preset: str, eval_set: EvalSet, overrides: Mapping | N
                 raise UserError(str(error)) from None
             check_config(train)
             check_data(train)
+            # "auto" precision and layout decided here, once: worker processes (one thread each) and Slurm
+            # jobs would otherwise decide again for their own thread count and train another cache entry
+            train = resolve_fast_path(train, cache, log=zoo.say_once)
             train.name = f"{variant.name}-{train.model_size}"  # "<variant>-small", as zoo.trained names it
             specs.append(RunSpec(variant, seed, preset, train, eval_set, cache, variant.model(train.model_size),
                                  progress))
