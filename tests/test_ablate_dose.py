@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from qmvos_lab import ablate, zoo
-from qmvos_lab.ablate import dose, run
+from qmvos_lab.ablate import dose, run, specs
 from qmvos_lab.data.synthetic import SPLITS
 from qmvos_lab.errors import UserError
 
@@ -21,8 +21,11 @@ def cache(tmp_path, monkeypatch):
     """An empty cache whose runs resolve "auto" to fp32 without timing this CPU (cpu-tiny would time it)."""
     monkeypatch.setenv("QMVOS_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("QMVOS_LAB_SMOKE", raising=False)
-    monkeypatch.setattr(zoo, "resolve_fast_path", lambda config, cache=None, **kwargs: dataclasses.replace(
-        config, amp=bool(config.amp), channels_last=bool(config.channels_last)))
+    def fp32(config, cache=None, **kwargs):
+        return dataclasses.replace(config, amp=bool(config.amp), channels_last=bool(config.channels_last))
+
+    monkeypatch.setattr(zoo, "resolve_fast_path", fp32)
+    monkeypatch.setattr(specs, "resolve_fast_path", fp32)  # the plan decides once, for its workers
     return tmp_path / "cache"
 
 
@@ -40,7 +43,8 @@ def test_cells_sweep_one_knob_each_on_scenes_no_other_split_uses():
     assert not any(set(range(spec.seed, spec.seed + spec.num_videos)) & set(r) for r in others)
     videos = [ablate.eval_set.eval_videos(c.eval_set) for c in cells]
     assert [v[0].labels.max() for v in videos] == [4, 4, 1, 6]
-    assert len({v[1].name for v in videos}) == 1  # video i of every cell is the same scene
+    assert len({v[1].name for v in videos}) == 1  # video i of every cell is drawn from the same seed ...
+    assert not np.array_equal(videos[0][1].frames, videos[1][1].frames)  # ... with the cell's own knobs
 
 
 @pytest.mark.parametrize("similarities, counts, videos, match", [
@@ -48,10 +52,15 @@ def test_cells_sweep_one_knob_each_on_scenes_no_other_split_uses():
     ((0.5,), (0,), 2, "object count 0"),
     ((0.5,), (2.5,), 2, "object count 2.5"),
     ((0.5,), (2,), 0, "videos per cell must be positive"),
+    ((0.5, 0.5), (2,), 2, "a similarity is given twice"),
+    ((0.5,), (2, 4, 2), 2, "an object count is given twice"),
 ])
 def test_bad_levels_get_one_line_errors(similarities, counts, videos, match):
     with pytest.raises(UserError, match=match) as error:
         dose.cells(similarities, counts, videos)
+    assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match="at least 3 frames") as error:
+        dose.cells((0.5,), (2,), 2, length=2)
     assert "\n" not in str(error.value)
 
 
@@ -93,7 +102,8 @@ def test_gaps_and_trends_match_a_hand_computation():
     expected = np.minimum(1, np.maximum.accumulate((6 - np.arange(6)) * p[order]))
     assert out["p_holm"].to_numpy()[order] == pytest.approx(expected)
     assert out["p_holm"].tolist() == pytest.approx([6 * 2 / 64] * 6)
-    assert out["verdict"].str.startswith("inconclusive").all()  # 6 videos: the smallest Holm p is 0.19
+    # 6 videos over 6 rows: the smallest Holm p is 6 x 2 / 2^6 = 0.19, so no row can back a verdict
+    assert out["verdict"].str.startswith("not decidable: 6 videos cannot reach Holm p < 0.05 over 6 rows").all()
 
 
 def test_a_clear_positive_gap_reproduces_and_a_clear_negative_one_contradicts():
@@ -116,10 +126,11 @@ def stored(spec, jf):
     spec.result_path.write_text(json.dumps({"rows": rows, "info": {"preset": "cpu-tiny", "iterations": 3}}))
 
 
-def store_all(cells, seeds, gap):
+def store_all(cells, seeds, gap, names=("xmem", "qmvos")):
+    """Stored scores for both variants in every cell; the second of `names` scores `gap` more."""
     for cell in cells:
-        for spec in ablate.plan(["xmem", "qmvos"], seeds, "cpu-tiny", cell.eval_set, smoke=False):
-            shift = gap if spec.variant.name == "qmvos" else 0.0
+        for spec in ablate.plan(list(names), seeds, "cpu-tiny", cell.eval_set, smoke=False):
+            shift = gap if spec.variant.name == names[1] else 0.0
             stored(spec, lambda v, s=shift, seed=spec.seed: 0.3 + 0.01 * v + 0.002 * seed + s)
 
 
@@ -134,7 +145,8 @@ def test_stored_scores_are_read_without_training_or_evaluating(cache, monkeypatc
     monkeypatch.setattr(run, "evaluate", no_training)
     table = dose.run_dose_response(seeds=[0, 1], similarities=(0.0, 0.9), counts=(1, 2), videos=5, length=4,
                                    smoke=False, progress=False)
-    assert list(table.columns[:4]) == ["axis", "level", "objects", "similarity"]
+    assert list(table.columns[:4]) == ["axis", "level", "num_objects", "similarity"]
+    assert "objects" in table  # the runner's count of annotated objects stays
     assert len(table) == 4 * 2 * 2 * 5  # cells x variants x seeds x videos
     out = dose.gaps(table)
     assert out.loc[out["row"] == "cell", "gap"].tolist() == pytest.approx([0.05] * 4)
@@ -174,3 +186,24 @@ def test_bad_levels_and_names_through_the_command_line(cache, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pair_the_paper_does_not_compare_has_no_direction(cache, monkeypatch, tmp_path, capsys):
+    from qmvos_lab.cli import main
+
+    cells = dose.cells((0.0, 0.9), (1, 2), videos=12, length=4)
+    store_all(cells, [0, 1, 2], gap=-0.03, names=("qmvos", "no-interaction"))
+    monkeypatch.setattr(zoo, "train_entry", no_training)
+    monkeypatch.setattr(run, "evaluate", no_training)
+    assert dose.direction("qmvos", "xmem") == 1 and dose.direction("no-interaction", "qmvos") is None
+    code = main(["dose-response", "--variant", "no-interaction", "--reference", "qmvos", "--seeds", "0,1,2",
+                 "--similarities", "0,0.9", "--counts", "1,2", "--videos", "12", "--length", "4",
+                 "--output", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "no-interaction 0." in printed and "no paper claim for this pair" in printed
+    gaps = pd.read_csv(tmp_path / "out" / "dose_gaps.csv")
+    assert gaps["gap"].iloc[:4].tolist() == pytest.approx([-0.03] * 4)
+    # every video 0.03 lower in every seed: the cells differ (no direction to reproduce); the trends are 0
+    assert gaps["verdict"].iloc[:4].tolist() == ["differs"] * 4
+    assert gaps["verdict"].iloc[4:].str.startswith(("inconclusive", "not decidable")).all()

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..atomic import Terminated, raise_terminated
 
-    if args.command in ("demo", "train", "segment", "ablate", "evaluate"):  # the commands that compute
+    if args.command in ("demo", "train", "segment", "ablate", "dose-response", "evaluate"):  # the commands that compute
         from ..machine import use_physical_cores
 
         use_physical_cores()

@@ -277,9 +277,11 @@ def cmd_dose_response(args: argparse.Namespace) -> int:
                                   counts=[int(c.level) for c in cells if c.axis == "objects"], videos=args.videos,
                                   length=args.length, jobs=args.jobs, cache=args.cache, progress=not args.quiet)
     table = dose.gaps(runs, args.variant, args.reference)
-    output = Path(args.output)
+    text, figure = dose.format_gaps(table, args.variant, args.reference), dose.gap_figure(table, args.variant,
+                                                                                           args.reference)
+    output = Path(args.output)  # everything is computed: now write (each file atomically)
     written = [write_csv(runs, output / "dose_runs.csv"), write_csv(table, output / "dose_gaps.csv"),
-               save_figure(dose.gap_figure(table, args.variant, args.reference), output / "dose_response.png")]
-    print(dose.format_gaps(table, args.variant, args.reference))
+               save_figure(figure, output / "dose_response.png")]
+    print(text)
     print(f"\nwall time {time.perf_counter() - tic:.0f} s; wrote {', '.join(str(p) for p in written)}")
     return 0

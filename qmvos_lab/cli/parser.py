@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .commands import (GPU_PRESETS, cmd_ablate, cmd_data, cmd_dose_response, cmd_demo, cmd_evaluate, cmd_info, cmd_package_youtube,
-                       cmd_segment, cmd_train)
+from .commands import (GPU_PRESETS, cmd_ablate, cmd_data, cmd_demo, cmd_dose_response, cmd_evaluate, cmd_info,
+                       cmd_package_youtube, cmd_segment, cmd_train)
 
 DESCRIPTION = """\
 QMVOS Lab: learn, run, train and ablate QMVOS (query modulation for semi-supervised video
@@ -168,11 +168,13 @@ def _add_ablate(sub) -> None:
                     "adjustment, the difference the design could detect (80 % power), IQM and probability of "
                     "improvement, next to the paper's Table 3. Writes DIR/runs.csv, DIR/summary.csv, "
                     "jf_per_variant.png, differences.png.")
-    from ..ablations import ABLATIONS
+    from ..ablations import ABLATIONS, BEYOND_THE_PAPER
 
+    paper = [name for name in ABLATIONS if name not in BEYOND_THE_PAPER]
     ablate.add_argument("--preset", required=True, help="training preset of every run (cpu-tiny, ...)")
     ablate.add_argument("--variants", default="all",
-                        help=f"comma-separated Table 3 variants ({', '.join(ABLATIONS)}) or all (default)")
+                        help=f"comma-separated variants: Table 3's ({', '.join(paper)}; all: every one, the default) "
+                             f"or beyond the paper ({', '.join(BEYOND_THE_PAPER)})")
     ablate.add_argument("--custom", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
                         help="a variant of your own: ModelConfig overrides on a base ablation, e.g. "
                              "--custom no-sensory hidden_dim=0 base=qmvos (repeatable)")

@@ -90,6 +90,9 @@ class QueryDecoder(Decoder):
         if qcim_source == "readout":
             self.g16_proj = GConv2D(decoder_dims[0], query_dim, kernel_size=1)
         if qcim_identity:  # beyond the paper (ModelConfig.qcim_identity); absent as released
+            if qcim_source != "readout":
+                raise ValueError("qcim_identity marks the positions of each object's readout: it needs "
+                                 "qcim_source='readout'")
             self.object_identity = ObjectIdentity(query_dim)
         self.QCIM = QueryContentInteraction(query_dim, ffn_dim=4 * query_dim)
         # the refined queries end in a LayerNorm, so <q, g4> of fresh layers has a standard deviation

@@ -110,7 +110,10 @@ class ObjectIdentity(nn.Module):
     the QCIM's cross-attention (queries and keys only). As released, nothing in M says which object a
     position belongs to, so a query can prefer its own object's readout only through its content;
     with these codes the attention logit gains a term e_n W_q^T W_k e_m that can favour m = n.
-    Slots beyond `slots` reuse the codes cyclically (slot n has code n mod slots)."""
+    Training clips hold at most `TrainConfig.max_objects` objects (3), fewer than a video may: so in
+    training every clip draws its objects' codes at random from the table (a random permutation), and
+    every code learns to mean "this one object"; at inference object n has code n (n mod slots
+    beyond the table)."""
 
     def __init__(self, dim: int = 256, slots: int = 16):
         super().__init__()
@@ -118,7 +121,11 @@ class ObjectIdentity(nn.Module):
 
     def forward(self, objects: int, area: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The query codes 1 x N x C and the key codes 1 x (N*area) x C (object-major, as M)."""
-        index = torch.arange(objects, device=self.codes.device) % self.codes.shape[0]
+        slots = self.codes.shape[0]
+        if self.training and objects <= slots:  # a random set of codes per call, so that all of them train
+            index = torch.randperm(slots, device=self.codes.device)[:objects]
+        else:
+            index = torch.arange(objects, device=self.codes.device) % slots
         codes = self.codes[index]  # N x C
         return codes[None], codes.repeat_interleave(area, dim=0)[None]  # 1 x N x C, 1 x NHW x C
 

@@ -48,14 +48,30 @@ def test_with_the_codes_a_query_can_prefer_its_own_objects_readout():
         qcim.norm2.bias.fill_(0)
     mass = cross_weights(qcim, None)
     torch.testing.assert_close(mass, torch.full((3, 3), 1 / 3))  # as released: nothing to tell objects apart
-    codes = ObjectIdentity(256)
+    codes = ObjectIdentity(256).eval()
     query_code, key_code = codes(3, 4)
     assert query_code.shape == (1, 3, 256) and key_code.shape == (1, 12, 256)
     torch.testing.assert_close(key_code[0, 4:8], query_code[0, 1:2].expand(4, 256))  # object-major, as M
     mass = cross_weights(qcim, (query_code, key_code))
     assert (mass.diagonal() > 0.99).all()  # |e_n|^2 >> e_n . e_m: each query reads its own object
-    wrapped, _ = ObjectIdentity(256, slots=2)(3, 1)
+    wrapped, _ = ObjectIdentity(256, slots=2).eval()(3, 1)
     torch.testing.assert_close(wrapped[0, 2], wrapped[0, 0])  # slots beyond the table reuse the codes
+
+
+def test_in_training_every_code_is_drawn_not_only_the_first_few():
+    """Clips hold at most 3 objects; videos more: every code must learn, so training draws them at random."""
+    torch.manual_seed(0)
+    codes = ObjectIdentity(32, slots=16).train()
+    drawn = set()
+    for _ in range(60):
+        query_code, key_code = codes(3, 2)
+        rows = [int(torch.nonzero((codes.codes == q).all(1))[0]) for q in query_code[0]]
+        assert len(set(rows)) == 3  # three distinct objects, three distinct codes
+        torch.testing.assert_close(key_code[0, ::2], query_code[0])  # an object's readout has its query's code
+        drawn.update(rows)
+    assert drawn == set(range(16))
+    codes.eval()
+    torch.testing.assert_close(codes(3, 1)[0][0], codes.codes[:3])  # at inference object n has code n
 
 
 def test_the_switch_trains_end_to_end_and_the_codes_get_gradient():
