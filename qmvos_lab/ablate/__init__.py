@@ -11,7 +11,8 @@ DIR/runs.csv, DIR/summary.csv and the figures. See runner.py (the runs' table), 
 seeds, the plan), eval_set.py (what runs are scored on), run.py (one run in the cache), backends.py
 (this process, worker processes, submitit), summary.py (the comparison), stats.py (intervals,
 tests, Holm, verdicts), power.py (what the design can detect), aggregates.py (IQM, probability of
-improvement), paper.py (the paper's Tables 1-3 as reference data), figures.py, speed.py.
+improvement), paper.py (the paper's Tables 1-3 as reference data), figures.py, speed.py, dose.py (the
+QMVOS - XMem gap against object similarity and count: `qmvos-lab dose-response`).
 
 Names are imported on first use, so that a command line error costs no scipy or seaborn import.
 """
@@ -34,6 +35,7 @@ _MODULES = {
     "stats": ["bootstrap_interval", "caveats", "holm", "per_seed", "per_video", "sign_flip_pvalue",
               "two_stage_interval"],
     "summary": ["compare"],
+    "dose": ["run_dose_response"],
     "power": ["design", "paper_effects"],
     "aggregates": ["iqm", "iqm_interval", "improvement_interval", "probability_of_improvement"],
 }
@@ -68,3 +70,4 @@ if TYPE_CHECKING:  # for IDEs and type checkers
     from .stats import (bootstrap_interval, caveats, holm, per_seed, per_video, sign_flip_pvalue,
                         two_stage_interval)
     from .summary import compare
+    from .dose import run_dose_response
