@@ -342,6 +342,13 @@ TABLE = [
     ("demo-0-videos", ["demo", "--videos", "0"], r"argument --videos: expected a positive integer, got 0", False),
     ("demo-output-under-a-file", ["demo", "--output", "{ws}/notes.txt/demo"],
      r"--output \S*notes.txt/demo cannot be made", False),
+    # --- dose-response (issue 27)
+    ("dose-bad-similarity", ["dose-response", "--similarities", "0,x", "--output", "{ws}/dose"],
+     r"--similarities '0,x': expected comma-separated numbers", False),
+    ("dose-count-twice", ["dose-response", "--counts", "1,2,1", "--output", "{ws}/dose"],
+     r"an object count is given twice \(1, 2, 1\)", False),
+    ("dose-output-under-a-file", ["dose-response", "--output", "{ws}/notes.txt/dose"],
+     r"--output \S*notes.txt/dose cannot be made", False),
     ("unknown-subcommand", ["frobnicate"], r"invalid choice: 'frobnicate'", False),
     # --- round two (issue 31): masks
     ("seg-mask-two-cases", seg(masks="{ws}/masks-twice"),
@@ -420,7 +427,8 @@ def test_bad_input(case, argv, message, sub, ws, request, capsys):
 
 def test_the_table_covers_every_subcommand():
     commands = {row[1][0] for row in TABLE}
-    assert {"segment", "info", "train", "evaluate", "package-youtube", "data", "demo", "ablate"} <= commands
+    assert {"segment", "info", "train", "evaluate", "package-youtube", "data", "demo", "ablate",
+            "dose-response"} <= commands
     assert sum(row[3] for row in TABLE) >= 5  # rows through a real subprocess
     assert len({row[0] for row in TABLE}) == len(TABLE)
 

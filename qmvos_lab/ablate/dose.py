@@ -74,7 +74,7 @@ def cells(similarities: Sequence[float] = SIMILARITIES, counts: Sequence[int] = 
                         f"between the first and the last), got length {length}")
     for name, levels in (("a similarity", similarities), ("an object count", counts)):
         if len(set(levels)) != len(levels):
-            raise UserError(f"dose-response: {name} is given twice ({', '.join(f'{v:g}' for v in levels)})")
+            raise UserError(f"{name} is given twice ({', '.join(f'{v:g}' for v in levels)})")
     extra = () if length is None else (("length", int(length)),)
 
     def cell(axis, level, objects, similarity):
