@@ -95,13 +95,13 @@ def without_qcim(network):
     """The QCIM (QMVOS Eq. 3, its cross-attention Eq. 4) is skipped: the refined queries are the SIM's."""
     _require_queries(network, "without_qcim")
 
-    def identity(queries, content, object_valid=None, content_valid=None, need_weights=False):
+    def skip(queries, content, object_valid=None, content_valid=None, need_weights=False, *, identity=None):
         if need_weights:
             raise UserError("without_qcim: there is no QCIM attention to record; record attention without "
                             "this intervention")
         return queries, None
 
-    with patched(network.decoder.QCIM, "forward", identity):
+    with patched(network.decoder.QCIM, "forward", skip):
         yield network
 
 

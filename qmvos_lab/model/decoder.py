@@ -117,7 +117,7 @@ class QueryDecoder(Decoder):
             content = image_content.flatten(2).transpose(1, 2)  # B x hw x C
             content_valid = None
         identity = self.object_identity(queries.shape[1], area) if hasattr(self, "object_identity") else None
-        queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights, identity)
+        queries, weights = self.QCIM(queries, content, object_valid, content_valid, need_weights, identity=identity)
         # QMVOS Sec. 3.3 (last paragraph): each refined query is a dynamic 1x1 filter on its
         # object's stride-4 decoder feature, logit_i = <q_i, g4_i>, in place of XMem's prediction conv
         logits4 = dynamic_filter_logits(queries, g4)  # B x N x H4 x W4

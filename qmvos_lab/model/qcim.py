@@ -81,7 +81,7 @@ class QueryContentInteraction(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, queries: torch.Tensor, content: torch.Tensor, object_valid: torch.Tensor | None = None,
-                content_valid: torch.Tensor | None = None, need_weights: bool = False,
+                content_valid: torch.Tensor | None = None, need_weights: bool = False, *,
                 identity: tuple[torch.Tensor, torch.Tensor] | None = None):
         """queries: B x N x C; content: B x S x C (the serialised readout M, S = N*H*W);
         object_valid: B x N and content_valid: B x S (False = padding); identity: the codes of
