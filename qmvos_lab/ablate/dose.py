@@ -135,12 +135,6 @@ def _cell_gap(cell: pd.DataFrame, variant: str, reference: str, alpha: float) ->
             "caveat": row["caveat"]}
 
 
-def _seed_video(rows: pd.DataFrame, variant: str, level) -> pd.DataFrame:
-    """seed x video J&F of `variant` at `level`."""
-    at = rows[(rows["variant"] == variant) & (rows["level"] == level)]
-    return at.pivot_table(index="seed", columns="video", values="J&F", aggfunc="mean")
-
-
 def _trend(table: pd.DataFrame, axis: str, variant: str, reference: str, alpha: float) -> dict | None:
     """The gap at the sweep's last level minus the gap at its first, paired by seed and scene: does
     the gap grow along the axis? Each network is scored at both levels, so per (network, video)
@@ -149,17 +143,17 @@ def _trend(table: pd.DataFrame, axis: str, variant: str, reference: str, alpha: 
     sign-flip p over videos, mdd). None with fewer than two levels."""
     from .power import design
     from .stats import two_stage_interval
+    from .summary import _complete, seed_video
 
     rows = table[table["axis"] == axis]
     levels = sorted(rows["level"].unique())
     if len(levels) < 2:
         return None
-    change = {name: (_seed_video(rows, name, levels[-1]) - _seed_video(rows, name, levels[0]))
+    last, first = rows[rows["level"] == levels[-1]], rows[rows["level"] == levels[0]]
+    change = {name: seed_video(last, name) - seed_video(first, name)
               for name in (variant, reference)}  # seed x video: last - first, per network
-    videos = [v for v in change[variant].columns if v in change[reference].columns
-              and change[variant][v].notna().all() and change[reference][v].notna().all()]
-    a, r = change[variant][videos].to_numpy(), change[reference][videos].to_numpy()
-    d = a.mean(axis=0) - r.mean(axis=0) if videos else np.array([])  # per video, seeds averaged
+    a, r = _complete(change[variant], change[reference])  # the videos every seed of both has
+    d = a.mean(axis=0) - r.mean(axis=0) if a.size else np.array([])  # per video, seeds averaged
     low, high = bootstrap_interval(d)
     runs_low, runs_high = two_stage_interval(a, r) if a.size and r.size else (math.nan, math.nan)
     plan = design(a, r) if a.shape[1] > 1 and r.size else None
