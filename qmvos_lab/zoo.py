@@ -116,10 +116,13 @@ def entry_for(config: TrainConfig, cache: str | os.PathLike | None = None,
 
 def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: int = 0, *,
             smoke: bool | None = None, progress: bool = True, device: str = "cpu",
-            cache: str | os.PathLike | None = None, **overrides):
+            cache: str | os.PathLike | None = None, probe=None, **overrides):
     """A trained network in eval mode (see the module docstring). `overrides` are TrainConfig
     fields (e.g. iterations=400); they are part of the cache key. The network's `cache_folder`
-    holds its run (config.json, metrics.jsonl, final.pth, info.json). `smoke` None: `smoke_mode()`."""
+    holds its run (config.json, metrics.jsonl, final.pth, info.json). `smoke` None: `smoke_mode()`.
+    probe: passed to the Trainer when the network has to be trained (e.g. `mechanism.MechanismProbe`;
+    its numbers join metrics.jsonl); not part of the cache key, so a cached network keeps the log it
+    was trained with."""
     smoke = smoke_mode() if smoke is None else smoke
     entry = entry_for(training_config(name, preset_name, seed, smoke, **overrides), cache)
     network = load_entry(entry, device)
@@ -129,7 +132,7 @@ def trained(name: str = "qmvos-small", preset_name: str = DEFAULT_PRESET, seed: 
     with entry_lock(entry.folder, locks_dir(cache)):  # another process training this entry: wait, then reuse its network
         network = load_entry(entry, device)
         if network is None:
-            train_entry(entry, progress)
+            train_entry(entry, progress, probe)
             network = load_entry(entry, device)
     if network is None:
         raise CheckpointError(f"training {name} did not produce {entry.checkpoint}")
@@ -162,8 +165,9 @@ def read_info(entry: Entry) -> dict:
         return {}
 
 
-def train_entry(entry: Entry, progress: bool = True) -> Path:
-    """Train (or resume) the run of `entry` in its folder; returns final.pth."""
+def train_entry(entry: Entry, progress: bool = True, probe=None) -> Path:
+    """Train (or resume) the run of `entry` in its folder (with the Trainer's optional `probe`);
+    returns final.pth."""
     import torch
 
     from .atomic import atomic_path
@@ -177,7 +181,8 @@ def train_entry(entry: Entry, progress: bool = True) -> Path:
               f"cached in {entry.folder})")
     start = time.perf_counter()
     with torch.enable_grad():  # a caller inside torch.no_grad() (a notebook cell) still trains
-        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress, network=entry.model)
+        trainer = Trainer(entry.train, entry.folder, resume=resume, progress=progress, probe=probe,
+                          network=entry.model)
         trainer.train()
     if trainer.stop_requested:
         raise KeyboardInterrupt(f"training of {entry.name} interrupted; call again to resume it")

@@ -1,12 +1,15 @@
 """The mechanism metrics during training: `Trainer(config, run_dir, probe=MechanismProbe(videos))`
 adds, on the logged iterations it is due (every `every` iterations), the mean over `videos` of a few
 metrics (metrics.py; head mean) to that line of metrics.jsonl, as "mechanism/<attention>/<metric>".
-Off unless a probe is passed; the network is put in eval mode for it and its modes restored after."""
+Off unless a probe is passed; the network is put in eval mode for it and its modes and torch's random
+state are restored after, so a probed run trains the same weights as an unprobed one."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
+
+import torch
 
 from .metrics import CROSS, SIM_SELF
 from .study import mechanism_metrics
@@ -33,10 +36,12 @@ class MechanismProbe:
     def measure(self, network) -> dict:
         """{key: mean over videos (each the mean over its frames and queries)}; None where undefined."""
         modes = {module: module.training for module in network.modules()}
+        state = torch.random.get_rng_state()
         network.eval()
         try:
             table = mechanism_metrics(network, self.videos, self.config)
         finally:
+            torch.random.set_rng_state(state)
             for module, mode in modes.items():
                 module.training = mode
         table = table[table["head"].astype(str) == "mean"]
