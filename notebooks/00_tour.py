@@ -111,7 +111,7 @@ HTML(viz.animate_frames(panels, fps=6))
 # ## 4. How good is it? J&F on held-out videos
 #
 # J is the region similarity (IoU) and F the boundary F-measure; J&F is their mean, computed
-# exactly as the official DAVIS tool does (notebook 09 derives both). The baseline copies the
+# exactly as the official DAVIS tool does (notebook 10 derives both). The baseline copies the
 # first frame's mask to every frame: a method that does not beat it is not tracking.
 
 # %%

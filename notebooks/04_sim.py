@@ -325,7 +325,7 @@ viz.show_heatmaps(torch.stack(similarity), column_titles=variants, xlabel="query
 
 # %% [markdown]
 # These networks are untrained, so the similarities only say that the variants compute different
-# things; notebook 10 trains each variant and compares their J&F (Table 3).
+# things; notebook 11 trains each variant and compares their J&F (Table 3).
 #
 # **Exercises.**
 # 1. Pick a generated video with a thin or small object (`SyntheticConfig(num_objects=4)`, other

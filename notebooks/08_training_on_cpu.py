@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · Training on a CPU
+# # 08 · Training on a CPU
 #
 # **Goals.** By the end of this notebook you will have
 # 1. computed XMem's training loss, bootstrapped cross-entropy + dice, by hand on a tiny example,
@@ -37,7 +37,7 @@
 # with channels-last tensors or not, the preset leaves to your machine (`amp` and `channels_last`
 # are "auto"): the first run on a CPU times a few training steps of each setting and keeps the
 # fastest (`qmvos_lab.train.fast_path`), because bf16 pays only on CPUs with bf16 units (AMX, or
-# AVX512-BF16 on some CPUs) and is many times slower where it is emulated. Notebook 08 covers the
+# AVX512-BF16 on some CPUs) and is many times slower where it is emulated. Notebook 09 covers the
 # GPU presets.
 
 # %% tags=["parameters"]
@@ -69,7 +69,7 @@ from qmvos_lab.train.data import build_dataset
 from qmvos_lab.train.presets import preset
 from qmvos_lab.train.trainer import Trainer, read_metrics
 
-OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "07_training_on_cpu"
+OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "08_training_on_cpu"
 OUTPUT.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · Training on a GPU
+# # 09 · Training on a GPU
 #
 # **Goals.** By the end of this notebook you will know
 # 1. the two real training presets, `gpu-davis16` (one GPU, an afternoon) and `paper` (the released
@@ -59,7 +59,7 @@ from qmvos_lab.errors import CheckpointError
 from qmvos_lab.train.presets import PRESETS, preset
 from qmvos_lab.train.trainer import EpochSampler, Trainer
 
-OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "08_training_on_gpu"
+OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "09_training_on_gpu"
 OUTPUT.mkdir(parents=True, exist_ok=True)
 ON_GPU = torch.cuda.is_available()
 print("GPU:", torch.cuda.get_device_name(0) if ON_GPU else "none; the run below is the tiny CPU version")
@@ -79,7 +79,7 @@ table[table.nunique(axis=1) > 1].drop(index="name")
 # %% [markdown]
 # * **cpu-tiny**: the "small" network (ResNet-18 key encoder, narrow layers) from scratch on generated
 #   clips of 4 frames at 128 x 128 (objects zoomed about 2x), bf16 or fp32 and channels-last or not
-#   as timed on the machine ("auto"): minutes on a laptop (notebook 07).
+#   as timed on the machine ("auto"): minutes on a laptop (notebook 08).
 # * **gpu-davis16**: the released network size ("base": ResNet-50 key encoder) on 8-frame clips with
 #   384 x 384 crops, batch 8, AMP, on the DAVIS-2016 train split at 240p plus clips with pasted
 #   objects (so that it learns several objects from a single-object dataset). One GPU.
@@ -101,7 +101,7 @@ table[table.nunique(axis=1) > 1].drop(index="name")
 # training step ran 1.6x faster in bf16 on a CPU with AMX and 1.7x on an AMD EPYC with AVX512-BF16,
 # but 1.5x slower on an Intel Xeon with AVX512-BF16 and no AMX, and 17x slower with AVX2 only
 # (emulated; README, "Training on a CPU"). So `cpu-tiny` leaves `amp` to "auto": it is timed on the
-# machine (notebook 07). What autocast does to one layer:
+# machine (notebook 08). What autocast does to one layer:
 
 # %%
 layer = torch.nn.Conv2d(8, 8, 3, padding=1)
@@ -232,7 +232,7 @@ else:
 records, handle = [], None
 
 
-def redraw(record):  # the live loss curve of notebook 07
+def redraw(record):  # the live loss curve of notebook 08
     global handle
     records.append(record)
     fig = viz.loss_curves(records)
@@ -259,7 +259,7 @@ summary.round(4).tail()
 # %% [markdown]
 # The trained network is `final.pth` in the run folder: `qmvos-lab segment --checkpoint
 # <run>/final.pth ...` segments a video with it, and `qmvos-lab evaluate` scores the results
-# (notebook 09).
+# (notebook 10).
 #
 # **Exercises.**
 # 1. On a GPU, time one iteration of `gpu-davis16` with `amp=False` and with `amp=True`

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 09 · Evaluation: J, F and the DAVIS protocol
+# # 10 · Evaluation: J, F and the DAVIS protocol
 #
 # **Goals.**
 # 1. Compute the region similarity J (IoU) and the boundary F-measure by hand and check them

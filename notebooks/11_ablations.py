@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 10 · Ablations: Table 3 with seeds and honest intervals
+# # 11 · Ablations: Table 3 with seeds and honest intervals
 #
 # **Goals.**
 # 1. Rerun QMVOS's ablations (Table 3b–3e, and the XMem baseline of 3a) as a table of
@@ -68,7 +68,7 @@ from matplotlib.figure import Figure
 
 from qmvos_lab import ablate
 
-OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "10_ablations"
+OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "outputs/notebooks")) / "11_ablations"
 EVAL_OVERRIDES = {"length": EVAL_LENGTH} if EVAL_LENGTH else {}
 
 # %% [markdown]

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 11 · Your own video, and the official weights
+# # 12 · Your own video, and the official weights
 #
 # **Goals.**
 # 1. Segment a video of your own — a folder of frames or an `.mp4` — from a first-frame mask, with
@@ -65,7 +65,7 @@ from qmvos_lab.model import XMem, build_network
 from qmvos_lab.segment import load_inputs
 from qmvos_lab.viz.explorer import record
 
-OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "../outputs/notebooks")) / "11_your_video"
+OUTPUT = Path(os.environ.get("QMVOS_LAB_OUTPUT", "../outputs/notebooks")) / "12_your_video"
 OUTPUT.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
