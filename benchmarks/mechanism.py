@@ -29,7 +29,7 @@ from qmvos_lab.data.synthetic import SPLITS, split_videos
 from qmvos_lab.mechanism import available_interventions, summarise, with_baselines
 from qmvos_lab.mechanism.effects import effect_table, intervention_jf
 
-KEY_METRICS = ("own-object mass", "own-object mass / share", "preference", "query-map cosine",
+KEY_METRICS = ("own-object mass", "own-object mass / share", "preference", "spatial preference", "query-map cosine",
                "in-mask ratio / share", "entropy / uniform", "own weight / share")
 
 

@@ -47,7 +47,7 @@ SMOKE = smoke_mode()  # QMVOS_LAB_SMOKE=1: 12-iteration networks, 1 seed, 2 shor
 PRESET = "cpu-tiny"  # the network of sections 2, 3 and 5
 SEEDS = [0] if SMOKE else [0, 1, 2]  # training seeds of the study
 VIDEOS = 2 if SMOKE else 8  # synthetic-hard (and synthetic-val) videos per network
-LENGTH = {"length": 6} if SMOKE else {}  # frames per video (default: the split's)
+LENGTH = {"length": 4} if SMOKE else {}  # frames per video (default: the split's)
 SPLITS = ["synthetic-hard"] if SMOKE else ["synthetic-hard", "synthetic-val"]
 
 # %%
@@ -66,6 +66,7 @@ from qmvos_lab.mechanism import (CROSS, available_interventions, cross_frame_met
                                  intervention_jf, record_videos, recording_metrics, with_baselines)
 from qmvos_lab.mechanism.over_training import (KEY_METRICS, StudyNetwork, default_networks, difference,
                                                study_summary, study_table, training_curves)
+from qmvos_lab.viz.explorer_metrics import GridGeometry
 from qmvos_lab.viz.mechanism_plots import metrics_over_training
 
 warnings.filterwarnings("ignore", message=".*degenerate.*")  # scipy on 2-video resamples (smoke mode)
@@ -87,6 +88,11 @@ print(f"{len(videos)} synthetic-hard videos of {len(videos[0].frames)} frames, "
 # | query-map cosine | mean cosine of A_q with the other queries' maps | 1 | < 1 |
 # | in-mask ratio / share | A_q's share inside object q's mask, over the mask's share of the grid | 1 | > 1 |
 # | entropy / uniform | entropy of A_q over log(N·h·w) | 1 | < 1 |
+# | spatial preference | where A_q looks *in space* (summed over the readouts): its mass inside object q's mask over that mask's share of the grid, minus the same for the other queries | 0 | > 0 |
+#
+# The preference asks whether a query reads its own object's *readout*; the spatial preference asks
+# whether it looks at its own object's *place*, whichever readout it reads there. Both are 0 on
+# average when all the queries' maps are the same.
 #
 # Why the preference: if every query's map is the *same*, each readout's mass is the same for every
 # query, and the own-object masses are the diagonal of a matrix with equal rows: their mean is
@@ -131,7 +137,8 @@ for name, a in (("object-blind", blind), ("object-specific", specific)):
 # size the network was trained for) and keeps each frame's attention. `recording_metrics` turns a
 # recording into the tidy table: video, frame, query (the object's id), head ("mean" over heads),
 # attention (QCIM cross, QCIM self, SIM self), metric, value. We recompute the key numbers of the last
-# frame from the raw weights.
+# frame from the raw weights (the masks' coverage of the grid comes from `GridGeometry`; notebook 06
+# derived it by hand).
 
 # %%
 network = zoo.trained("qmvos-small", PRESET, SEEDS[0])
@@ -144,11 +151,17 @@ mass = cross.sum((2, 3))  # Nq x No
 own = mass.diagonal()
 unit = torch.nn.functional.normalize(cross.reshape(nq, -1), dim=1)  # Nq x (No h w)
 entropy = -(cross * cross.clamp_min(1e-300).log()).sum((1, 2, 3))
+ids = recording.object_ids[position][:nq]  # the queries' object ids, in query order
+geometry = GridGeometry(recording.ground_truth.shape[1:], (gh, gw), recording.size)  # the grid on the frame
+cover = torch.stack([torch.as_tensor(geometry.coverage(np.asarray(recording.ground_truth[t]) == i)).double()
+                     for i in ids])  # Nq x h x w: share of each cell inside each query's object
+r = (cross.sum(1)[:, None] * cover[None]).sum((2, 3)) / cover.mean((1, 2))  # r[p, q]: query p in mask q / share
 mine = pd.DataFrame({"own-object mass / share": (own * no).numpy(),
                      "preference": (own - (mass.sum(0) - own) / (nq - 1)).numpy(),
                      "query-map cosine": (((unit @ unit.T).sum(1) - 1) / (nq - 1)).numpy(),
-                     "entropy / uniform": (entropy / math.log(no * gh * gw)).numpy()},
-                    index=recording.object_ids[position][:nq])  # the queries' object ids, in query order
+                     "entropy / uniform": (entropy / math.log(no * gh * gw)).numpy(),
+                     "spatial preference": (r.diagonal() - (r.sum(0) - r.diagonal()) / (nq - 1)).numpy()},
+                    index=ids)
 table = recording_metrics(recording)
 library = (table[(table.frame == t) & (table.attention == CROSS) & (table["head"].astype(str) == "mean")]
            .pivot_table(index="query", columns="metric", values="value")[mine.columns].loc[mine.index])

@@ -12,7 +12,13 @@ summing to 1 over every position of every object's readout (the per-query number
     query-map cosine          mean cosine of A_q with every other query's map (1: they look at the
                               same places);
     in-mask ratio / share     the in-mask ratio over the mask's share of the grid (1: uniform);
-    entropy / uniform         entropy over log(No h w) (1: uniform).
+    entropy / uniform         entropy over log(No h w) (1: uniform);
+    spatial preference        where A_q looks in space, over all readouts (S_q = sum over objects of
+                              A_q, h x w): r_pq = S_p's mass inside object q's mask over that mask's
+                              share of the grid; query q's r_qq minus the mean r_pq of the OTHER
+                              queries p (0: uniform, and 0 on average over queries whose maps are
+                              the same; > 0: query q looks at its own object more than the others
+                              do). Defined for qcim-f16 too (its one map is already spatial).
 Self-attention of the N queries, W: N x N (row q: the weights query q gives every query):
     own weight, own weight / share (x N), preference (W_qq minus the mean of W_pq, p != q),
     query-map cosine (of the rows), entropy / uniform (over log N).
@@ -32,7 +38,7 @@ CROSS = "QCIM cross"
 QCIM_SELF = "QCIM self"
 SIM_SELF = "SIM self"
 CROSS_METRICS = ("own-object mass", "own-object mass / share", "preference", "query-map cosine", "in-mask ratio",
-                 "in-mask ratio / share", "entropy", "entropy / uniform", "centroid distance")
+                 "in-mask ratio / share", "entropy", "entropy / uniform", "centroid distance", "spatial preference")
 SELF_METRICS = ("own weight", "own weight / share", "preference", "query-map cosine", "entropy / uniform")
 COLUMNS = ["video", "frame", "query", "head", "attention", "metric", "value"]
 
@@ -58,6 +64,24 @@ def preference(mass: np.ndarray) -> np.ndarray:
     return own - (mass.sum(0) - own) / (n - 1)
 
 
+def spatial_preference(maps: np.ndarray, coverages) -> np.ndarray:
+    """maps: Nq x h x w (each sums to 1), coverages[q]: h x w share of each cell inside query q's
+    object (or None) -> Nq: `preference` of r, r[p, q] = (maps[p] * coverages[q]).sum() / mean
+    coverage of q (NaN where a coverage is missing or empty, and for one query)."""
+    n = maps.shape[0]
+    if coverages is None or n < 2:
+        return np.full(n, math.nan)
+    ratios = np.full((n, n), math.nan)  # ratios[p, q]: query p's mass in object q's mask over its share
+    for q, coverage in enumerate(coverages[:n]):
+        if coverage is None:
+            continue
+        cover = to_numpy(coverage, np.float64)
+        share = cover.mean()
+        if share > 0:
+            ratios[:, q] = (maps * cover).sum((1, 2)) / share
+    return preference(ratios)
+
+
 def entropy(p: np.ndarray) -> float:
     p = p[p > 0]
     return float(-(p * np.log(p)).sum())
@@ -75,6 +99,7 @@ def cross_frame_metrics(cross, per_object: bool = True, coverages=None, centres=
     masses = a.sum((2, 3))  # Nq x No: the mass each query gives each readout
     prefer = preference(masses) if own else np.full(nq, math.nan)
     cosine = mean_cosine(a)
+    spatial = spatial_preference(a.sum(1), coverages)  # Nq x h x w: each query's map over all readouts
     out = []
     for q in range(nq):
         coverage = None if coverages is None else coverages[q]
@@ -87,6 +112,7 @@ def cross_frame_metrics(cross, per_object: bool = True, coverages=None, centres=
             "query-map cosine": float(cosine[q]),
             "in-mask ratio / share": values["in-mask ratio"] / share if share and share > 0 else math.nan,
             "entropy / uniform": values["entropy"] / math.log(no * h * w) if no * h * w > 1 else math.nan,
+            "spatial preference": float(spatial[q]),
         })
         out.append(values)
     return out

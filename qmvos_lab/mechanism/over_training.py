@@ -27,10 +27,11 @@ from .metrics import CROSS, SIM_SELF
 from .probe import LOGGED, MechanismProbe
 from .study import with_baselines
 
-METRICS_VERSION = 1  # bump when metrics.py changes what a cached table holds
+METRICS_VERSION = 2  # bump when metrics.py changes what a cached table holds
 LONGER = 4  # the long run: LONGER x the cpu-tiny preset's iterations
-KEY_METRICS = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "query-map cosine"),
-               (CROSS, "in-mask ratio / share"), (CROSS, "entropy / uniform"), (SIM_SELF, "preference"))
+KEY_METRICS = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "spatial preference"),
+               (CROSS, "query-map cosine"), (CROSS, "in-mask ratio / share"), (CROSS, "entropy / uniform"),
+               (SIM_SELF, "preference"))
 PER_VIDEO = ["network", "attention", "metric", "video", "value"]
 
 

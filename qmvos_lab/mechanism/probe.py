@@ -14,9 +14,9 @@ import torch
 from .metrics import CROSS, SIM_SELF
 from .study import mechanism_metrics
 
-LOGGED = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "query-map cosine"),
-          (CROSS, "in-mask ratio / share"), (CROSS, "entropy / uniform"), (SIM_SELF, "own weight / share"),
-          (SIM_SELF, "preference"))
+LOGGED = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "spatial preference"),
+          (CROSS, "query-map cosine"), (CROSS, "in-mask ratio / share"), (CROSS, "entropy / uniform"),
+          (SIM_SELF, "own weight / share"), (SIM_SELF, "preference"))
 
 
 class MechanismProbe:

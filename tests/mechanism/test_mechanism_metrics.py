@@ -38,6 +38,25 @@ def test_cross_attention_metrics_by_hand():
     assert q1["in-mask ratio / share"] == pytest.approx((0.3 / 0.8) / 0.5)
     h0 = -sum(p * math.log(p) for p in (0.2, 0.4, 0.3, 0.1))
     assert q0["entropy"] == pytest.approx(h0) and q0["entropy / uniform"] == pytest.approx(h0 / math.log(4))
+    # spatial: query 0 over both readouts (0.5, 0.5), query 1 (0.6, 0.4); object 0's mask share 0.75,
+    # object 1's 0.5; r[p, q] = query p's mass in object q's mask / its share
+    r = np.array([[(0.5 * 1 + 0.5 * 0.5) / 0.75, 0.5 / 0.5], [(0.6 * 1 + 0.4 * 0.5) / 0.75, 0.4 / 0.5]])
+    assert q0["spatial preference"] == pytest.approx(r[0, 0] - r[1, 0])
+    assert q1["spatial preference"] == pytest.approx(r[1, 1] - r[0, 1])
+
+
+def test_spatial_preference_is_zero_on_average_for_identical_maps_and_positive_when_queries_look_at_their_own():
+    rng = np.random.default_rng(1)
+    coverages = [rng.random((3, 4)) * (rng.random((3, 4)) > 0.5) for _ in range(3)]
+    one = rng.random((3, 4))
+    same = np.stack([one / one.sum()] * 3)  # Nq x h x w
+    assert np.mean(mm.spatial_preference(same, coverages)) == pytest.approx(0, abs=1e-12)
+    own = np.stack([c / c.sum() for c in coverages])  # each query looks only inside its own mask
+    assert (mm.spatial_preference(own, coverages) > 0).all()
+    empty = coverages[:2] + [np.zeros((3, 4))]  # object 2 is not visible on this frame
+    values = mm.spatial_preference(own, empty)
+    assert math.isnan(values[2]) and not np.isnan(values[:2]).any()
+    assert np.isnan(mm.spatial_preference(own, None)).all()
 
 
 def test_identical_maps_are_object_blind_whatever_they_look_at():
