@@ -11,7 +11,7 @@ QMVOS_LAB_SMOKE=1 gives a 12-iteration network in seconds). Prints
      head mean) with a 95 % BCa interval, for the network, an untrained network of its config
      and uniform attention (qmvos_lab.mechanism.study);
   2. per intervention, ΔJ&F against the intact network on the same videos with the paired 95 %
-     BCa interval and the sign-flip p (qmvos_lab.mechanism.effects).
+     BCa interval, the sign-flip p and p_holm, Holm over the interventions (qmvos_lab.mechanism.effects).
 With several seeds (one trained network each) every video's value is first averaged over the seeds
 (as the ablation runner does), and each seed's own mean is printed beside it to show the spread
 between training runs.
@@ -88,7 +88,7 @@ def main() -> None:
           + (f", each video averaged over seeds {seeds}" if len(seeds) > 1 else "") + "\n")
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
         signed = {c: "{:+.4f}".format for c in ("ΔJ&F", "low", "high")}
-        print(effects.to_string(index=False, formatters={**signed, "p": "{:.3g}".format}))
+        print(effects.to_string(index=False, formatters={**signed, "p": "{:.3g}".format, "p_holm": "{:.3g}".format}))
     if len(seeds) > 1:
         per_seed = pd.DataFrame({f"seed {seed}": (j.drop(columns="intact").sub(j["intact"], axis=0)).mean()
                                  for seed, j in zip(seeds, jfs)})

@@ -239,7 +239,7 @@ metrics_over_training(study_means, KEY_METRICS, "synthetic-hard", curves)
 # A metric says where a query looks; an intervention says what that does. Each is a context manager
 # on the network (`mechanism.interventions`); nothing is retrained. ΔJ&F is paired by video against
 # the intact network (`effect_table`: BCa interval and sign-flip p, as the ablation runner computes
-# them). If swapping the queries between objects costs nothing, the decoder does not use which
+# them; p_holm adjusts p for the number of interventions tested, with Holm's step-down method). If swapping the queries between objects costs nothing, the decoder does not use which
 # object a query came from.
 
 # %%
@@ -249,8 +249,9 @@ effects = effect_table(jf)
 effects
 
 # %% [markdown]
-# By hand: the mean paired difference, and the exact sign-flip p (all 2^n sign patterns of the n
-# per-video differences; the share whose |mean| reaches the observed one).
+# By hand: the mean paired difference, the exact sign-flip p (all 2^n sign patterns of the n
+# per-video differences; the share whose |mean| reaches the observed one), and Holm's adjustment (the
+# k-th smallest of m p-values times m - k + 1, never below the one before, at most 1).
 
 # %%
 d = (jf["permuted queries"] - jf["intact"]).to_numpy()
@@ -259,6 +260,12 @@ p_by_hand = float(np.mean(np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-9) - 1e-15
 library = effects.set_index("intervention").loc["permuted queries"]
 assert math.isclose(d.mean(), library["ΔJ&F"], abs_tol=1e-12) and math.isclose(p_by_hand, library["p"])
 print(f"permuted queries: ΔJ&F {d.mean():+.4f}, exact p {p_by_hand:.3g} over {len(d)} videos")
+order = np.argsort(effects["p"].to_numpy(), kind="stable")
+m = len(order)
+steps = np.maximum.accumulate([min(1.0, (m - k) * effects["p"].to_numpy()[i]) for k, i in enumerate(order)])
+holm_by_hand = np.empty(m)
+holm_by_hand[order] = steps
+np.testing.assert_allclose(holm_by_hand, effects["p_holm"].to_numpy())
 
 # %% [markdown]
 # ## 6. A remedy beyond the paper: object-identity codes

@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..ablate.stats import bootstrap_interval, sign_flip_pvalue
+from ..ablate.stats import bootstrap_interval, holm, sign_flip_pvalue
 from ..eval.videos import generated_config, jf_table, segment_videos
 from .interventions import available_interventions
 
@@ -38,7 +38,7 @@ def intervention_jf(network, videos: Sequence, chosen: Mapping[str, Callable] | 
 
 
 def reading(name: str, diff: float, low: float, high: float, p: float, alpha: float = 0.05) -> str:
-    """One line on what the interval and the sign-flip p say (a verdict needs both)."""
+    """One line on what the interval and the (Holm-adjusted) sign-flip p say (a verdict needs both)."""
     if np.isnan(low) or np.isnan(p):
         return "too few videos for an interval"
     if low <= 0 <= high:
@@ -47,20 +47,24 @@ def reading(name: str, diff: float, low: float, high: float, p: float, alpha: fl
                     "measurable, so the queries carry no object identity the decoder uses")
         return "no effect detected at this power"
     if p >= alpha:
-        return f"inconclusive: the interval excludes 0 but p = {p:.3g} (too few videos for the test)"
-    return f"{'costs' if diff < 0 else 'gains'} J&F (interval excludes 0, p = {p:.3g})"
+        return f"inconclusive: the interval excludes 0 but Holm p = {p:.3g} (too few videos for the test)"
+    return f"{'costs' if diff < 0 else 'gains'} J&F (interval excludes 0, Holm p = {p:.3g})"
 
 
 def effect_table(jf: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """From `intervention_jf`'s table: per intervention, the mean paired difference ΔJ&F
-    (intervention - intact) over videos, its BCa interval, the sign-flip p and a reading."""
+    (intervention - intact) over videos, its BCa interval, the sign-flip p, p_holm (Holm over the
+    table's interventions: a table of k interventions makes k tests) and a reading from both."""
     rows = []
     for name in [c for c in jf.columns if c != INTACT]:
         d = np.round((jf[name] - jf[INTACT]).dropna().to_numpy(np.float64), 12)  # float noise is no spread
         low, high = bootstrap_interval(d, confidence)
-        p = sign_flip_pvalue(d)
-        rows.append((name, float(d.mean()), low, high, p, len(d), reading(name, float(d.mean()), low, high, p)))
-    return pd.DataFrame(rows, columns=["intervention", "ΔJ&F", "low", "high", "p", "videos", "reading"])
+        rows.append((name, float(d.mean()), low, high, sign_flip_pvalue(d), len(d)))
+    table = pd.DataFrame(rows, columns=["intervention", "ΔJ&F", "low", "high", "p", "videos"])
+    table.insert(5, "p_holm", holm(table["p"].to_numpy()) if len(table) else [])
+    table["reading"] = [reading(*args) for args in zip(table["intervention"], table["ΔJ&F"], table["low"],
+                                                       table["high"], table["p_holm"])]
+    return table
 
 
 def intervention_effects(network, videos: Sequence, chosen: Mapping[str, Callable] | None = None,

@@ -37,7 +37,15 @@ def test_effects_by_hand():
     assert table.loc["mean query", "ΔJ&F"] == pytest.approx(-1.0 / 6)
     # all six differences negative: 2 of the 2^6 sign patterns reach |mean| (exact sign-flip p)
     assert table.loc["mean query", "p"] == pytest.approx(2 / 64)
-    assert table.loc["mean query", "high"] < 0 and table.loc["mean query", "reading"].startswith("costs")
+    # Holm over the 3 interventions: p = (1, 2/64, 2/64) -> 3 x 2/64 for both small ones, 1 for the other
+    assert table["p_holm"].tolist() == pytest.approx([1, 3 * 2 / 64, 3 * 2 / 64])
+    assert table.loc["mean query", "high"] < 0 and table.loc["mean query", "reading"].startswith("inconclusive")
+    eight = pd.DataFrame({"intact": np.linspace(0.3, 0.8, 8), "no QCIM": np.linspace(0.3, 0.8, 8) - 0.2,
+                          "mean query": np.linspace(0.3, 0.8, 8) - np.linspace(0.01, 0.08, 8)})
+    eight = ef.effect_table(eight).set_index("intervention")  # 2 / 2^8 each, x 2 (Holm over two)
+    assert eight["p_holm"].tolist() == pytest.approx([2 * 2 / 256, 2 * 2 / 256])
+    assert eight.loc["mean query", "reading"].startswith("costs J&F") and "Holm p = 0.0156" in eight.loc[
+        "mean query", "reading"]
     assert table.loc["no QCIM", ["low", "high"]].tolist() == pytest.approx([-0.1, -0.1])
     few = ef.effect_table(jf.iloc[:3]).set_index("intervention")  # 3 videos: the smallest p is 2 / 8
     assert few.loc["no QCIM", "p"] == pytest.approx(0.25) and few.loc["no QCIM", "reading"].startswith("inconclusive")
