@@ -115,6 +115,27 @@ def _check_training_device(args: argparse.Namespace) -> None:
                         "use --preset cpu-tiny, or pass --allow-cpu to train it on the CPU anyway")
 
 
+def _mechanism_probe(args: argparse.Namespace, config):
+    """The MechanismProbe of `train --probe-videos N [--probe-every K]` (None without it)."""
+    from ..ablations import model_config
+
+    if args.probe_every is not None and args.probe_videos is None:
+        raise UserError("--probe-every sets how often the mechanism probe runs: add --probe-videos N")
+    if args.probe_videos is None:
+        return None
+    if not model_config(config.ablation, config.model_size).queries:
+        raise UserError(f"--probe-videos measures the queries' attention and {config.ablation} has no queries; "
+                        "train qmvos (or a QMVOS variant) or leave --probe-videos out")
+    every = args.probe_every or max(config.log_every, config.iterations // 16 // config.log_every * config.log_every)
+    if every % config.log_every:
+        raise UserError(f"--probe-every {every}: the probe runs on logged iterations, so it must be a multiple of "
+                        f"log_every ({config.log_every}); pick e.g. {(every // config.log_every + 1) * config.log_every}")
+    from ..data.synthetic import split_videos
+    from ..mechanism.probe import MechanismProbe
+
+    return MechanismProbe(list(split_videos("synthetic-hard", args.probe_videos)), every=every)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -137,6 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_data(config)
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise UserError("tensorboard=true needs the tensorboard package: pip install tensorboard")
+    probe = _mechanism_probe(args, config)
     run_dir = Path(args.runs_dir) / config.name
     check_writable(run_dir, "--runs-dir")
     if args.resume and not (run_dir / "checkpoint.pth").is_file():
@@ -156,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         # a second `train` of the same run is refused, naming the first
         with output_lock(run_dir, "--name") if first_rank else contextlib.nullcontext():
-            trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet)
+            trainer = Trainer(config, run_dir, resume=args.resume, progress=not args.quiet, probe=probe)
             history = trainer.train()
     except (QmvosLabError, OSError) as error:
         if is_no_space(error) and not (run_dir / "checkpoint.pth").is_file():

@@ -148,6 +148,11 @@ def _add_train(sub) -> None:
     train.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                        help="override preset settings, e.g. iterations=500 lr=5e-5 init=XMem")
     train.add_argument("--name", help="run name (default <preset>-<model>)")
+    train.add_argument("--probe-videos", type=positive_int, default=None, metavar="N",
+                       help="QMVOS only: log the mechanism metrics (own-object mass, preferences, ...) on N "
+                            "synthetic-hard videos into metrics.jsonl as it trains (qmvos_lab.mechanism)")
+    train.add_argument("--probe-every", type=positive_int, default=None, metavar="K",
+                       help="probe every K iterations, a multiple of log_every (default: about 16 times a run)")
     train.add_argument("--runs-dir", default="runs", help="parent folder of run folders (default runs/)")
     train.add_argument("--resume", action="store_true", help="continue the run from its checkpoint.pth")
     train.add_argument("--overwrite", action="store_true",

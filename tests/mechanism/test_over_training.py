@@ -156,3 +156,30 @@ def test_the_figure():
     assert len(preference.lines) >= 3 + 2  # the curve, two variants, two baselines
     with pytest.raises(UserError, match="lacks column"):
         metrics_over_training(summary.drop(columns="low"), ot.KEY_METRICS)
+
+
+def test_train_logs_the_probe_from_the_command_line(tmp_path, monkeypatch):
+    """`qmvos-lab train --probe-videos N --probe-every K`: the probe's lines join metrics.jsonl."""
+    from qmvos_lab.cli import main
+    from qmvos_lab.train.trainer import read_metrics
+
+    monkeypatch.setattr("qmvos_lab.data.synthetic.SPLITS", _short_hard_split())
+    code = main(["train", "--preset", "cpu-tiny", "--runs-dir", str(tmp_path), "--name", "probed", "--quiet",
+                 "--probe-videos", "1", "--probe-every", "2", "--set", "iterations=2", "batch_size=1",
+                 "num_frames=3", "crop_size=32", "samples_per_epoch=2", "log_every=1", "inference_size=-1",
+                 "amp=false", "channels_last=false"])
+    assert code == 0
+    lines = read_metrics(tmp_path / "probed")
+    key = MechanismProbe.key(CROSS, "preference")
+    assert key not in lines[0] and isinstance(lines[1][key], float)
+
+
+def _short_hard_split():
+    import dataclasses
+
+    from qmvos_lab.data.synthetic import SPLITS
+
+    hard = SPLITS["synthetic-hard"]
+    short = dataclasses.replace(hard, config=dataclasses.replace(hard.config, length=3, height=48, width=64))
+    return {**SPLITS, "synthetic-hard": short}
+
