@@ -43,7 +43,7 @@ def wide(summary: pd.DataFrame, split: str) -> pd.DataFrame:
                        cell=[cell(*v) for v in zip(rows["mean"], rows["low"], rows["high"])])
     order = list(dict.fromkeys(rows["row"]))
     table = rows.pivot_table(index="row", columns="column", values="cell", aggfunc="first", sort=False)
-    extra = rows.drop_duplicates("row").set_index("row")[["iterations", "seeds", "videos"]]
+    extra = rows.groupby("row", sort=False)[["iterations", "seeds", "videos"]].max()  # a metric may be NaN (qcim-f16)
     return extra.join(table).reindex(order)
 
 

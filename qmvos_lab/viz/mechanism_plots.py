@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ..errors import UserError
 
@@ -49,6 +50,9 @@ def metrics_over_training(summary: pd.DataFrame, metrics: Sequence[tuple[str, st
             if len(base):
                 ax.axhline(float(base.mean()), lw=1, label=kind, **style)
         ax.set_xscale("log")
+        ticks = sorted(set(rows["iterations"].astype(int)))
+        ax.set_xticks(ticks, [str(t) for t in ticks])  # the training lengths, not log-scale decades
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{attention}: {metric}", fontsize=9)
         ax.set_xlabel("training iterations")
     for ax in axes[len(metrics):]:
