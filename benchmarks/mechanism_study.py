@@ -8,10 +8,10 @@ the key mechanism metrics with an untrained network of the same config and unifo
                                          [--frames T] [--only qmvos,qcim-identity]
 
 Networks come from the zoo cache (trained when missing, with the mechanism probe logging its curve;
-the 4x run takes about 26 minutes a seed on 2 cores); metric tables are cached beside each network, so
+the 4x run takes about 27 minutes a seed on 2 cores); metric tables are cached beside each network, so
 a rerun prints in seconds. Prints per split a table of means [95 % two-stage interval over seeds and
 videos], the baselines, and each variant's difference from QMVOS at the same preset; writes
-DIR/study.csv (per video), DIR/summary.csv, DIR/curves.csv and DIR/mechanism_over_training.png.
+DIR/study.csv (per video), DIR/summary.csv, DIR/curves.csv and DIR/mechanism_over_training_<split>.png.
 QMVOS_LAB_SMOKE=1 trains 12-iteration networks (a smoke run of the script, not a result).
 """
 

@@ -62,7 +62,7 @@ class StudyNetwork:
 
 def default_networks(long_seeds: Sequence[int] = (0,)) -> list[StudyNetwork]:
     """The study of issue 26: QMVOS-small at three lengths (cpu-quick, cpu-tiny and LONGER x cpu-tiny,
-    the last on `long_seeds` only, about 26 minutes a seed on 2 cores; none when empty), the variants without the SIM's
+    the last on `long_seeds` only, about 27 minutes a seed on 2 cores; none when empty), the variants without the SIM's
     interaction (cpu-quick and cpu-tiny), without per-object readouts (qcim-f16, cpu-quick) and with
     the object-identity remedy (qcim-identity, beyond the paper; cpu-quick and cpu-tiny)."""
     from ..train.presets import PRESETS
@@ -90,16 +90,19 @@ def trained_network(spec: StudyNetwork, seed: int, *, smoke: bool | None = None,
                        **spec.overrides())
 
 
-def table_path(network, split: str, videos: int, length: int | None):
+def table_path(network, split: str, videos: int, length: int | None, seed: int = 0):
+    """Where `network_metrics` caches a table: beside the network, keyed by what determines it (the
+    seed is the untrained baseline's)."""
     folder = network.cache_folder / "mechanism"
-    return folder / f"{split}-{videos}v-{length or 'all'}f-v{METRICS_VERSION}.csv"
+    return folder / f"{split}-{videos}v-{length or 'all'}f-s{seed}-v{METRICS_VERSION}.csv"
 
 
 def network_metrics(network, split: str, videos: int, length: int | None = None, seed: int = 0) -> pd.DataFrame:
     """Per-video means (over frames and queries, head mean) of every metric of `network`, of an
     untrained network of its config and of uniform attention (column `network`: trained, untrained,
-    uniform) on the first `videos` of `split`; read from the network's cache folder when there."""
-    path = table_path(network, split, videos, length)
+    uniform) on the first `videos` of `split`, the untrained network seeded with `seed`; read from the
+    network's cache folder when there."""
+    path = table_path(network, split, videos, length, seed)
     if path.is_file():
         return pd.read_csv(path)
     clips = list(split_videos(split, videos, **({} if length is None else {"length": length})))
@@ -176,8 +179,9 @@ def difference(table: pd.DataFrame, label: str, reference: str, split: str, atte
 
     a, b = grid(label), grid(reference)
     shared = a.columns.intersection(b.columns)
-    a, b = a[shared].dropna(axis=1).to_numpy(np.float64), b[shared].dropna(axis=1).to_numpy(np.float64)
-    if a.size == 0 or b.size == 0 or a.shape[1] != b.shape[1]:
+    keep = shared[a[shared].notna().all().to_numpy() & b[shared].notna().all().to_numpy()]  # videos both have
+    a, b = a[keep].to_numpy(np.float64), b[keep].to_numpy(np.float64)
+    if a.size == 0 or b.size == 0:
         return float("nan"), float("nan"), float("nan")
     low, high = two_stage_interval(a, b, confidence)
     return float(a.mean() - b.mean()), low, high

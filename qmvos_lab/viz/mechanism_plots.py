@@ -20,7 +20,8 @@ def metrics_over_training(summary: pd.DataFrame, metrics: Sequence[tuple[str, st
                           curves: pd.DataFrame | None = None, columns: int = 3) -> Figure:
     """One panel per (attention, metric): the trained networks' means with their intervals
     (`over_training.study_summary`) at their training lengths (log scale), joined per variant; the
-    untrained networks' mean (grey dashes) and uniform attention (black dots) as horizontal lines;
+    untrained networks' mean (dashes in each variant's colour) and uniform attention (black dots) as
+    horizontal lines;
     `curves` (`over_training.training_curves`): the probe's values during training, thin lines."""
     missing = NEEDED - set(summary.columns)
     if missing:
@@ -45,10 +46,12 @@ def metrics_over_training(summary: pd.DataFrame, metrics: Sequence[tuple[str, st
             error = np.stack([points["mean"] - points["low"], points["high"] - points["mean"]]).clip(min=0)
             ax.errorbar(x, points["mean"], yerr=error, marker="o", ms=4, capsize=2, color=colours[variant],
                         label=variant)
-        for kind, style in (("untrained", dict(color="0.5", ls="--")), ("uniform", dict(color="k", ls=":"))):
-            base = here[here["network"] == kind]["mean"]
-            if len(base):
-                ax.axhline(float(base.mean()), lw=1, label=kind, **style)
+        for variant, base in here[here["network"] == "untrained"].groupby("variant", sort=False):
+            ax.axhline(float(base["mean"].mean()), lw=1, ls="--", color=colours[variant], alpha=0.6,
+                       label=f"untrained {variant}")  # each variant's untrained config (they differ)
+        uniform = here[here["network"] == "uniform"]["mean"]
+        if len(uniform):
+            ax.axhline(float(uniform.mean()), lw=1, ls=":", color="k", label="uniform")
         ax.set_xscale("log")
         ticks = sorted(set(rows["iterations"].astype(int)))
         ax.set_xticks(ticks, [str(t) for t in ticks])  # the training lengths, not log-scale decades

@@ -62,6 +62,11 @@ def test_difference_pairs_videos():
     diff, low, high = ot.difference(table, "a", "b", "synthetic-hard", CROSS, "preference")
     assert diff == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
     assert np.isnan(ot.difference(table, "a", "b", "synthetic-val", CROSS, "preference")[0])  # no such rows
+    holes_a, holes_b = a.copy(), b.copy()
+    holes_a[:, 1], holes_b[:, 3] = np.nan, np.nan  # each network misses another video: pair the other three
+    holed = pd.concat([per_video_rows("a", holes_a), per_video_rows("b", holes_b + np.array([0, 0, 0, 0, 1.0]))])
+    diff, low, high = ot.difference(holed, "a", "b", "synthetic-hard", CROSS, "preference")
+    assert diff == pytest.approx((0.1 + 0.1 - 0.9) / 3)  # videos 0, 2, 4 (b's video 4 is 1.0 higher)
 
 
 def test_default_networks():
@@ -96,6 +101,8 @@ def test_network_metrics_are_cached_beside_the_network(network, tmp_path, monkey
     pd.testing.assert_frame_equal(first.reset_index(drop=True), again, check_dtype=False)
     with pytest.raises(AssertionError, match="measured again"):  # another video count is another table
         ot.network_metrics(network, "synthetic-hard", 1)
+    with pytest.raises(AssertionError, match="measured again"):  # another seed, another untrained baseline
+        ot.network_metrics(network, "synthetic-hard", 2, seed=1)
 
 
 def _with_small_config(function):
@@ -149,11 +156,23 @@ def test_the_figure():
     curves = pd.DataFrame([dict(label="q tiny", seed=0, iteration=i, attention=CROSS, metric="preference",
                                 value=0.01 * i) for i in (10, 20, 30)])
     fig = metrics_over_training(summary, ot.KEY_METRICS, curves=curves)
+    bare = metrics_over_training(summary, ot.KEY_METRICS)
     assert isinstance(fig, Figure)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == len(ot.KEY_METRICS)
-    preference = next(ax for ax in visible if ax.get_title() == f"{CROSS}: preference")
-    assert len(preference.lines) >= 3 + 2  # the curve, two variants, two baselines
+
+    def panel(figure, title):
+        return next(ax for ax in figure.axes if ax.get_title() == title)
+
+    preference, plain = panel(fig, f"{CROSS}: preference"), panel(bare, f"{CROSS}: preference")
+    assert len(preference.lines) == len(plain.lines) + 1  # the probe's curve, on its panel only
+    assert list(preference.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    other = f"{CROSS}: entropy / uniform"
+    assert len(panel(fig, other).lines) == len(panel(bare, other).lines)
+    # a baseline per variant (the untrained configs differ) and one uniform line
+    labels = [line.get_label() for line in plain.lines]
+    assert labels.count("untrained qmvos") == 1 and labels.count("untrained qcim-identity") == 1
+    assert labels.count("uniform") == 1
     with pytest.raises(UserError, match="lacks column"):
         metrics_over_training(summary.drop(columns="low"), ot.KEY_METRICS)
 
