@@ -126,12 +126,13 @@ def _mechanism_probe(args: argparse.Namespace, config):
     if not model_config(config.ablation, config.model_size).queries:
         raise UserError(f"--probe-videos measures the queries' attention and {config.ablation} has no queries; "
                         "train qmvos (or a QMVOS variant) or leave --probe-videos out")
-    every = args.probe_every or max(config.log_every, config.iterations // 16 // config.log_every * config.log_every)
+    from ..mechanism.probe import MechanismProbe, probe_period
+
+    every = args.probe_every or probe_period(config.iterations, config.log_every)
     if every % config.log_every:
         raise UserError(f"--probe-every {every}: the probe runs on logged iterations, so it must be a multiple of "
                         f"log_every ({config.log_every}); pick e.g. {(every // config.log_every + 1) * config.log_every}")
     from ..data.synthetic import split_videos
-    from ..mechanism.probe import MechanismProbe
 
     return MechanismProbe(list(split_videos("synthetic-hard", args.probe_videos)), every=every)
 

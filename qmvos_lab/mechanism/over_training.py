@@ -24,7 +24,7 @@ from ..ablate.stats import two_stage_interval
 from ..atomic import atomic_path
 from ..data.synthetic import split_videos
 from .metrics import CROSS, SIM_SELF
-from .probe import LOGGED, MechanismProbe
+from .probe import LOGGED, MechanismProbe, probe_period
 from .study import with_baselines
 
 METRICS_VERSION = 2  # bump when metrics.py changes what a cached table holds
@@ -84,7 +84,7 @@ def trained_network(spec: StudyNetwork, seed: int, *, smoke: bool | None = None,
     smoke = zoo.smoke_mode() if smoke is None else smoke
     iterations = spec.train_iterations(smoke)
     log_every = 1 if smoke else zoo.training_config(spec.name, spec.preset, seed).log_every
-    every = max(log_every, iterations // 16 // log_every * log_every)
+    every = probe_period(iterations, log_every)
     probe = MechanismProbe(list(split_videos("synthetic-hard", probe_videos)), every=every) if probe_videos else None
     return zoo.trained(spec.name, spec.preset, seed, smoke=smoke, progress=progress, cache=cache, probe=probe,
                        **spec.overrides())

@@ -19,6 +19,12 @@ LOGGED = ((CROSS, "own-object mass / share"), (CROSS, "preference"), (CROSS, "sp
           (SIM_SELF, "own weight / share"), (SIM_SELF, "preference"))
 
 
+def probe_period(iterations: int, log_every: int, points: int = 16) -> int:
+    """Iterations between probes for about `points` probes over a run: a multiple of `log_every`
+    (the probe runs on logged iterations), at least one logging period."""
+    return max(log_every, iterations // points // log_every * log_every)
+
+
 class MechanismProbe:
     """videos: generated videos (e.g. `list(split_videos("synthetic-hard", 2))`); every: probe on
     logged iterations that are multiples of it; config: the InferenceConfig (default: the size
